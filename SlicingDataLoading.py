@@ -1,6 +1,644 @@
 """GTZAN data layer: discovery, splits, decoded-audio cache, slicing, Dataset.
 
-(Being written; see the helper's brief.)
+Layout (Kaggle): ``<data>/genres_original/<genre>/<genre>.000NN.wav`` and
+``<data>/images_original/<genre>/*.png``; a synthetic GTZAN adds
+``<data>/synthetic_manifest.csv`` (columns ``file,genre,content_id``). Either ``<data>`` or
+its ``genres_original`` folder may be passed.
+
+Pipeline: :func:`discover_files` -> :func:`split_files` (by file, never by segment) ->
+:class:`GTZANSegments` (each file decoded once at the target rate into an
+:class:`AudioCache` of memory-mapped ``.npy`` files, then sliced into segments that are
+views into those maps). A bad file never stops a build: it is skipped with one
+:class:`BadAudioWarning` naming it and the reason, and counted in a :class:`BuildReport`.
+
+Public API
+----------
+GENRES, AUDIO_EXTENSIONS, SPLITS
+BadAudioError(path, reason, detail)    ValueError naming the file and the reason
+FileRecord                             one audio file: path, genre, label, content_id
+BuildReport                            skipped (file, reason) pairs, counts, summary()
+decode_audio(path, sr, min_seconds)    any file -> mono float32 [T] at ``sr``
+check_header(path)                     cheap validity check (no decoding)
+AudioCache(cache_dir)                  decode once, ``.load(path, sr)`` -> memmap [T]
+discover_files(data_path, report)      [FileRecord] of every audio file in a genre folder
+split_files(files, mode, ...)          {"train", "valid", "test"} -> [FileRecord]
+segment_starts(n, sr, duration, ...)   start samples of the segments of one clip
+GTZANSegments(files, sr, ...)          torch Dataset of (segment [T], genre index)
+DataLoad(data_path)                    the seed's entry point: fetch_dataset, get_genre_names
 """
+from __future__ import annotations
+
+import collections
+import csv
+import hashlib
+import json
+import logging
+import os
+import struct
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from tqdm.auto import tqdm
+
 GENRES = ("blues", "classical", "country", "disco", "hiphop",
           "jazz", "metal", "pop", "reggae", "rock")
+AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3")
+SPLITS = ("train", "valid", "test")
+MANIFEST = "synthetic_manifest.csv"
+SILENCE_PEAK = 1e-4          # a clip whose peak is below this is "silent"
+_CACHE_VERSION = 1           # bump when the decoded format changes
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- errors, records
+class BadAudioWarning(UserWarning):
+    """Warned once per skipped file (or unknown genre folder), naming it and the reason."""
+
+
+class BadAudioError(ValueError):
+    """A file that cannot serve as training audio.
+
+    ``reason`` is one of: missing, unreadable, empty, truncated, silent, non-finite,
+    too short, unknown genre. ``str(err)`` is ``"<path>: <reason> (<detail>)"``.
+    """
+
+    def __init__(self, path, reason: str, detail: str = ""):
+        self.path, self.reason, self.detail = str(path), reason, detail
+        super().__init__(f"{self.path}: {reason}" + (f" ({detail})" if detail else ""))
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One audio file. ``name`` is GTZAN's id, e.g. ``"blues.00029"``."""
+    path: Path
+    genre: str
+    content_id: str | None = None
+
+    @property
+    def label(self) -> int:
+        return GENRES.index(self.genre)
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+@dataclass
+class BuildReport:
+    """What a build skipped. ``total`` is the number of files it looked at."""
+    total: int = 0
+    skipped: list = field(default_factory=list)        # [(file, reason, detail)]
+
+    def add(self, path, reason: str, detail: str = "", warn: bool = True) -> None:
+        """Record a skipped file and warn once, naming it and the reason."""
+        self.skipped.append((str(path), reason, detail))
+        if warn:
+            _warn(BadAudioError(path, reason, detail))
+
+    @property
+    def counts(self) -> dict:
+        """{reason: number of files skipped for it}."""
+        return dict(collections.Counter(reason for _, reason, _ in self.skipped))
+
+    @property
+    def reasons(self) -> dict:
+        """{file: reason} of every skipped file."""
+        return {path: reason for path, reason, _ in self.skipped}
+
+    def summary(self) -> str:
+        """One line: ``"skipped 3 of 1000 files: 1 silent, 1 too short, 1 unreadable"``."""
+        parts = ", ".join(f"{n} {reason}" for reason, n in sorted(self.counts.items()))
+        return f"skipped {len(self.skipped)} of {self.total} files" + (f": {parts}" if parts else "")
+
+    def log(self) -> None:
+        (log.warning if self.skipped else log.info)(self.summary())
+
+
+def _warn(err: BadAudioError) -> None:
+    # warn_explicit with a fresh registry: the "default" filter would otherwise show a given
+    # message once per process, and a bad file must be reported again on every build.
+    warnings.warn_explicit(str(err), BadAudioWarning, __file__, 0, module=__name__, registry={})
+
+
+# --------------------------------------------------------------------------- decoding
+def _wav_truncation(path: Path) -> str | None:
+    """For a RIFF/WAVE file, a description if its data chunk claims more frames than the
+    file holds (libsndfile silently shortens such files), else None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block_align = 0
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if cid == b"fmt ":
+                    fmt = f.read(size)
+                    block_align = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else 0
+                    f.seek(size % 2, 1)
+                elif cid == b"data":
+                    if size in (0, 0xFFFFFFFF) or block_align == 0:   # streamed / unknown
+                        return None
+                    available = os.path.getsize(path) - f.tell()
+                    if available // block_align < size // block_align:
+                        return (f"header declares {size // block_align} frames, "
+                                f"file holds {max(available, 0) // block_align}")
+                    return None
+                else:
+                    f.seek(size + size % 2, 1)
+    except (OSError, struct.error):
+        return None
+
+
+def check_header(path) -> None:
+    """Cheap validity check without decoding: exists, non-empty, readable header, not a
+    truncated WAV. Raises :class:`BadAudioError` (reason missing, empty, unreadable or
+    truncated). Formats libsndfile cannot open are left to :func:`decode_audio`."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadAudioError(path, "missing")
+    if path.stat().st_size == 0:
+        raise BadAudioError(path, "empty", "0 bytes")
+    try:
+        info = sf.info(str(path))
+    except Exception as e:                              # noqa: BLE001 - any failure is the verdict
+        if path.suffix.lower() in (".wav", ".flac", ".ogg"):
+            raise BadAudioError(path, "unreadable", str(e).strip()) from None
+        return
+    if info.frames == 0:
+        raise BadAudioError(path, "empty", "0 frames")
+    if (why := _wav_truncation(path)) is not None:
+        raise BadAudioError(path, "truncated", why)
+
+
+def _read(path: Path) -> tuple[np.ndarray, int]:
+    """Raw decode -> (float32 [T, C], native rate). Raises BadAudioError."""
+    if not path.is_file():
+        raise BadAudioError(path, "missing")
+    if path.stat().st_size == 0:
+        raise BadAudioError(path, "empty", "0 bytes")
+    try:
+        info = sf.info(str(path))
+    except Exception as e:                              # noqa: BLE001
+        try:                                            # formats libsndfile cannot open (.au variants, ...)
+            import librosa
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                y, rate = librosa.load(str(path), sr=None, mono=False)
+        except Exception:                               # noqa: BLE001
+            raise BadAudioError(path, "unreadable", str(e).strip()) from None
+        return np.atleast_2d(np.asarray(y, np.float32)).T, int(rate)
+    if (why := _wav_truncation(path)) is not None:
+        raise BadAudioError(path, "truncated", why)
+    try:
+        y, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as e:                              # noqa: BLE001 - header fine, data not
+        raise BadAudioError(path, "truncated", f"read failed: {str(e).strip()}") from None
+    if len(y) < info.frames:
+        raise BadAudioError(path, "truncated", f"header declares {info.frames} frames, read {len(y)}")
+    return y, int(rate)
+
+
+def decode_audio(path, sr: int, min_seconds: float = 0.0) -> np.ndarray:
+    """Decode any audio file to mono float32 at ``sr``.
+
+    soundfile first (WAV, FLAC, OGG, MP3, AU), librosa as fallback; channels are averaged,
+    other rates resampled (soxr_hq).
+
+    Parameters
+    ----------
+    path : str or Path
+    sr : int, target sample rate
+    min_seconds : float, shorter clips raise ``BadAudioError(reason="too short")``
+
+    Returns
+    -------
+    np.ndarray, float32 [T], T = round(native length * sr / native rate)
+
+    Raises
+    ------
+    BadAudioError
+        reason missing, unreadable, empty, truncated, non-finite, silent or too short.
+    """
+    path = Path(path)
+    y, rate = _read(path)
+    y = y.mean(axis=1) if y.shape[1] > 1 else y[:, 0]           # [T, C] -> [T]
+    if y.size == 0:
+        raise BadAudioError(path, "empty", "0 samples")
+    if not np.isfinite(y).all():
+        raise BadAudioError(path, "non-finite", f"{int((~np.isfinite(y)).sum())} NaN/inf samples")
+    peak = float(np.abs(y).max())
+    if peak < SILENCE_PEAK:
+        raise BadAudioError(path, "silent", f"peak {peak:.2g}")
+    if y.size / rate < min_seconds:
+        raise BadAudioError(path, "too short", f"{y.size / rate:.3g} s < {min_seconds:g} s")
+    if rate != sr:
+        import librosa
+        y = librosa.resample(y, orig_sr=rate, target_sr=sr, res_type="soxr_hq")
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- cache
+class AudioCache:
+    """Decoded audio on disk, one raw float32 ``.npy`` per (file, sample rate).
+
+    The key hashes the absolute path, file size, mtime_ns and sample rate, so an edited
+    file or another rate misses. A bad file's verdict is cached as a small JSON and raised
+    again without decoding. Writes are atomic (temp file + ``os.replace``).
+    ``stats`` counts ``decoded`` (files decoded) and ``hits`` (answered from disk).
+    """
+
+    def __init__(self, cache_dir):
+        self.dir = Path(cache_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.stats = {"decoded": 0, "hits": 0}
+
+    def _stem(self, path: Path, sr: int) -> Path:
+        st = path.stat()
+        key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{int(sr)}|v{_CACHE_VERSION}"
+        return self.dir / f"{path.name}.{int(sr)}.{hashlib.sha1(key.encode()).hexdigest()[:16]}"
+
+    def _write(self, target: Path, write) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-", suffix=target.suffix)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def ensure(self, path, sr: int) -> Path:
+        """Decode ``path`` at ``sr`` unless cached; return the ``.npy`` path.
+        Raises :class:`BadAudioError` (also for a cached bad verdict)."""
+        path = Path(path)
+        if not path.is_file():
+            raise BadAudioError(path, "missing")
+        stem = self._stem(path, sr)
+        npy, bad = stem.with_name(stem.name + ".npy"), stem.with_name(stem.name + ".bad.json")
+        if npy.is_file():
+            self.stats["hits"] += 1
+            return npy
+        if bad.is_file():
+            self.stats["hits"] += 1
+            verdict = json.loads(bad.read_text())
+            raise BadAudioError(path, verdict["reason"], verdict["detail"])
+        self.stats["decoded"] += 1
+        try:
+            audio = decode_audio(path, sr)
+        except BadAudioError as err:
+            text = json.dumps({"file": str(path), "reason": err.reason, "detail": err.detail})
+            self._write(bad, lambda f: f.write(text.encode()))
+            raise
+        self._write(npy, lambda f: np.save(f, audio))
+        return npy
+
+    def load(self, path, sr: int) -> np.ndarray:
+        """Mono float32 [T] at ``sr``, memory-mapped read-only from the cache."""
+        return np.load(self.ensure(path, sr), mmap_mode="r")
+
+
+# --------------------------------------------------------------------------- discovery
+def _roots(data_path) -> tuple[Path, Path]:
+    """(data root, audio root) for a ``Data`` folder or its ``genres_original``."""
+    p = Path(data_path).expanduser()
+    if not p.is_dir():
+        raise FileNotFoundError(f"GTZAN folder not found: {p}")
+    if (p / "genres_original").is_dir():
+        return p, p / "genres_original"
+    return (p.parent if p.name == "genres_original" else p), p
+
+
+def _file_id(name: str) -> str:
+    """"genres_original/blues/blues.00000.wav" or "blues.00000" -> "blues.00000"."""
+    p = Path(name)
+    return p.stem if p.suffix.lower() in AUDIO_EXTENSIONS else p.name
+
+
+def read_manifest(data_path) -> dict | None:
+    """{file id (e.g. "blues.00000"): content id} from synthetic_manifest.csv, or None."""
+    data_root, audio_root = _roots(data_path)
+    for folder in (data_root, audio_root):
+        if (f := folder / MANIFEST).is_file():
+            with open(f, newline="") as fh:
+                return {_file_id(row["file"]): str(row["content_id"]) for row in csv.DictReader(fh)}
+    return None
+
+
+def discover_files(data_path, report: BuildReport | None = None) -> list[FileRecord]:
+    """Every audio file (``AUDIO_EXTENSIONS``) in a genre folder, sorted.
+
+    A folder whose name is not in ``GENRES`` is skipped with one warning; its audio files
+    are counted in ``report`` with reason "unknown genre". Hidden files are ignored.
+    When a synthetic manifest exists, each record carries its content id.
+
+    Returns
+    -------
+    list[FileRecord]
+    """
+    _, audio_root = _roots(data_path)
+    manifest = read_manifest(data_path) or {}
+    records, n_unknown = [], 0
+    for folder in sorted(d for d in audio_root.iterdir() if d.is_dir() and not d.name.startswith(".")):
+        files = sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith(".")
+                       and f.suffix.lower() in AUDIO_EXTENSIONS)
+        genre = folder.name.lower()
+        if genre not in GENRES:
+            if files:
+                _warn(BadAudioError(folder, "unknown genre", f"{len(files)} files skipped"))
+                n_unknown += len(files)
+                for f in files if report is not None else ():
+                    report.add(f, "unknown genre", warn=False)
+            continue
+        records += [FileRecord(f, genre, manifest.get(f.stem)) for f in files]
+    if report is not None:
+        report.total += len(records) + n_unknown
+    return records
+
+
+# --------------------------------------------------------------------------- splits
+def _filtered_lists() -> dict:
+    from torchaudio.datasets.gtzan import filtered_test, filtered_train, filtered_valid
+    return {"train": filtered_train, "valid": filtered_valid, "test": filtered_test}
+
+
+def _usable(files, report: BuildReport) -> list[FileRecord]:
+    good = []
+    for rec in files:
+        try:
+            check_header(rec.path)
+            good.append(rec)
+        except BadAudioError as err:
+            report.add(rec.path, err.reason, err.detail)
+    return good
+
+
+def _allocate(n: int, fractions) -> list[int]:
+    """Split n items by (train, valid, test) fractions: valid and test rounded, train the rest."""
+    n_valid, n_test = (int(np.floor(n * f + 0.5)) for f in fractions[1:])     # half rounds up
+    return [n - n_valid - n_test, n_valid, n_test]
+
+
+def split_files(files, mode: str = "auto", seed: int = 0, fractions=(0.7, 0.15, 0.15),
+                report: BuildReport | None = None, check: bool = True) -> dict:
+    """Split file records by FILE, so no clip's segments are in two splits.
+
+    Parameters
+    ----------
+    files : list[FileRecord]
+    mode : "filtered" (torchaudio's artist-filtered GTZAN lists, 443/197/290; the 70 files
+        in no list are left out, a listed file that is missing or bad is reported), "random"
+        (stratified by genre, seeded), "content" (grouped by content id, stratified by
+        genre: no content id in two splits), or "auto": content if the records carry
+        content ids, else filtered if most of GTZAN's names are present, else random.
+    seed, fractions : for "random" and "content"; fractions of (train, valid, test).
+    report : BuildReport, collects missing or bad files (each warned once).
+    check : run :func:`check_header` on every file and leave bad ones out.
+
+    Returns
+    -------
+    dict {"train", "valid", "test"} -> list[FileRecord]
+    """
+    files, report = list(files), report if report is not None else BuildReport()
+    if abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) < 0:
+        raise ValueError(f"fractions must be >= 0 and sum to 1: {fractions}")
+    if mode not in ("auto", "filtered", "random", "content"):
+        raise ValueError(f"unknown split mode {mode!r}; choose auto, filtered, random or content")
+    by_name = {r.name: r for r in files}
+    lists = _filtered_lists()
+    if mode == "auto":
+        listed = [n for names in lists.values() for n in names]
+        mode = ("content" if any(r.content_id is not None for r in files) else
+                "filtered" if sum(n in by_name for n in listed) > len(listed) / 2 else "random")
+    if mode == "filtered":
+        out = {}
+        for split, names in lists.items():
+            for n in names:
+                if n not in by_name:
+                    report.add(f"{n}.wav", "missing", "listed in the filtered split")
+            chosen = [by_name[n] for n in names if n in by_name]
+            out[split] = _usable(chosen, report) if check else chosen
+        return out
+    if check:
+        files = _usable(files, report)
+    rng = np.random.default_rng(seed)
+    out = {s: [] for s in SPLITS}
+    if mode == "random":
+        for genre in GENRES:
+            group = sorted((r for r in files if r.genre == genre), key=lambda r: str(r.path))
+            order = rng.permutation(len(group))
+            bounds = np.cumsum(_allocate(len(group), fractions))
+            for s, part in zip(SPLITS, np.split(order, bounds[:-1])):
+                out[s] += [group[i] for i in part]
+    else:                                                          # content
+        groups = collections.defaultdict(list)
+        for r in files:
+            groups[r.content_id if r.content_id is not None else f"file:{r.name}"].append(r)
+        ids = sorted(groups)
+        ids = [ids[i] for i in rng.permutation(len(ids))]
+        ids.sort(key=lambda c: -len(groups[c]))                    # big groups first, stable
+        per_genre = collections.Counter(r.genre for r in files)
+        target = {s: {g: f * per_genre[g] for g in per_genre} for s, f in zip(SPLITS, fractions)}
+        have = {s: collections.Counter() for s in SPLITS}
+        for cid in ids:             # greedy: the split whose genres most lack these files
+            need = {s: sum(target[s][r.genre] - have[s][r.genre] for r in groups[cid]) for s in SPLITS}
+            s = max(SPLITS, key=lambda s: need[s] if fractions[SPLITS.index(s)] > 0 else -np.inf)
+            out[s] += groups[cid]
+            have[s].update(r.genre for r in groups[cid])
+    return {s: sorted(v, key=lambda r: (r.label, r.name)) for s, v in out.items()}
+
+
+# --------------------------------------------------------------------------- slicing
+def segment_starts(n_samples: int, sr: int, duration: float = 5.0, n_segments: int = 5,
+                   start: float = 2.5, end: float = 27.5) -> np.ndarray:
+    """Start samples of ``n_segments`` segments of ``duration`` s, evenly spaced so the
+    first starts at ``start`` s and the last ends at ``end`` s (contiguous 5 x 5 s between
+    2.5 s and 27.5 s by default). A clip shorter than ``end`` spreads them over what it has.
+
+    Returns
+    -------
+    np.ndarray, int64 [n_segments]
+
+    Raises
+    ------
+    ValueError if the clip is shorter than one segment.
+    """
+    if duration <= 0 or n_segments < 1 or start < 0 or end <= start:
+        raise ValueError(f"bad slicing: duration={duration}, n_segments={n_segments}, "
+                         f"start={start}, end={end}")
+    seg = int(round(duration * sr))
+    if n_samples < seg:
+        raise ValueError(f"{n_samples / sr:.3g} s is shorter than one {duration:g} s segment")
+    last = min(int(round(end * sr)), n_samples) - seg          # last possible start
+    first = min(int(round(start * sr)), last)
+    return np.linspace(first, last, n_segments).round().astype(np.int64)
+
+
+class GTZANSegments(torch.utils.data.Dataset):
+    """Fixed-length segments of GTZAN clips, decoded once through an :class:`AudioCache`.
+
+    Parameters
+    ----------
+    files : list[FileRecord]
+    sr, duration, n_segments, start, end : slicing, see :func:`segment_starts`
+    cache : AudioCache, or ``cache_dir`` to make one (default: ``.cache`` beside the
+        first file's genre folder)
+    report : BuildReport to add skipped files to (default: a new one, logged)
+    progress : show a tqdm bar while decoding
+
+    Attributes
+    ----------
+    genres : list[str], index -> genre name
+    files : list[FileRecord], the good files
+    content_ids : list[str | None], per good file
+    segment_index : np.ndarray int64 [N, 2], (file index, start sample) per segment
+    labels : np.ndarray int64 [N]
+    segment_samples : int, T
+    report : BuildReport
+
+    ``dataset[i]`` -> (float32 tensor [T], genre index).
+    """
+
+    _MAX_OPEN = 64   # each memmap holds a file descriptor: keep a few open, reopen the rest
+
+    def __init__(self, files, sr: int = 22050, duration: float = 5.0, n_segments: int = 5,
+                 start: float = 2.5, end: float = 27.5, cache: AudioCache | None = None,
+                 cache_dir=None, report: BuildReport | None = None, progress: bool = True):
+        files = list(files)
+        if cache is None:
+            root = _roots(Path(files[0].path).resolve().parent.parent)[0] if files else Path(".")
+            cache = AudioCache(cache_dir or root / ".cache")
+        own_report = report is None
+        self.report = BuildReport(total=len(files)) if own_report else report
+        self.cache, self.sr, self.genres = cache, int(sr), list(GENRES)
+        self.segment_samples = int(round(duration * sr))
+        self.files, self._npy, index = [], [], []
+        for rec in tqdm(files, desc=f"decoding audio @ {sr} Hz", unit="file", disable=not progress):
+            try:
+                npy = cache.ensure(rec.path, sr)
+                n = np.load(npy, mmap_mode="r").shape[0]
+                starts = segment_starts(n, sr, duration, n_segments, start, end)
+            except BadAudioError as err:
+                self.report.add(rec.path, err.reason, err.detail)
+                continue
+            except ValueError as err:
+                self.report.add(rec.path, "too short", str(err))
+                continue
+            index += [(len(self.files), s) for s in starts]
+            self.files.append(rec)
+            self._npy.append(npy)
+        self.content_ids = [r.content_id for r in self.files]
+        self.segment_index = np.asarray(index, dtype=np.int64).reshape(-1, 2)
+        self.labels = np.asarray([self.files[f].label for f, _ in self.segment_index], np.int64)
+        self._open = collections.OrderedDict()
+        if own_report:
+            self.report.log()
+
+    def __len__(self) -> int:
+        return len(self.segment_index)
+
+    def _audio(self, file_idx: int) -> np.ndarray:
+        if file_idx in self._open:
+            self._open.move_to_end(file_idx)
+        else:
+            self._open[file_idx] = np.load(self._npy[file_idx], mmap_mode="r")
+            if len(self._open) > self._MAX_OPEN:
+                self._open.popitem(last=False)
+        return self._open[file_idx]
+
+    def segment(self, i: int) -> np.ndarray:
+        """Segment ``i`` as a read-only view into the memory-mapped file, float32 [T]."""
+        f, s = self.segment_index[i]
+        return self._audio(int(f))[s:s + self.segment_samples]
+
+    def content_id(self, i: int) -> str | None:
+        """Content id of segment ``i``'s file (synthetic set), else None."""
+        return self.content_ids[int(self.segment_index[i, 0])]
+
+    def __getitem__(self, i: int):
+        return torch.from_numpy(np.array(self.segment(i))), int(self.labels[i])
+
+    def __getstate__(self):      # open maps are per process (DataLoader workers reopen)
+        return {**self.__dict__, "_open": collections.OrderedDict()}
+
+
+# --------------------------------------------------------------------------- entry point
+class DataLoad:
+    """The seed's entry point on a GTZAN folder (``Data`` or ``Data/genres_original``).
+
+    Parameters
+    ----------
+    data_path : str or Path
+    cache_dir : decoded-audio cache (default ``<data>/.cache``)
+    split_mode, seed, fractions : see :func:`split_files`
+    progress : tqdm bar while decoding
+    """
+
+    def __init__(self, data_path, cache_dir=None, split_mode: str = "auto", seed: int = 0,
+                 fractions=(0.7, 0.15, 0.15), progress: bool = True):
+        self.data_root, self.audio_root = _roots(data_path)
+        self.cache = AudioCache(cache_dir or self.data_root / ".cache")
+        self.split_mode, self.seed, self.fractions = split_mode, seed, tuple(fractions)
+        self.progress = progress
+        self.report = BuildReport()
+
+    def get_genre_names(self) -> list[str]:
+        """Genre names in label order."""
+        return list(GENRES)
+
+    def get_image_paths(self) -> dict:
+        """{genre: sorted list of PNG paths} from ``images_original``."""
+        folder = self.data_root / "images_original"
+        if not folder.is_dir():
+            raise FileNotFoundError(f"no images_original folder in {self.data_root}")
+        return {g: sorted((folder / g).glob("*.png")) for g in GENRES if (folder / g).is_dir()}
+
+    def splits(self, report: BuildReport | None = None) -> dict:
+        """{"train", "valid", "test"} -> [FileRecord] (see :func:`split_files`)."""
+        return split_files(discover_files(self.audio_root, report), self.split_mode, self.seed,
+                           self.fractions, report)
+
+    def dataset(self, split: str | None = None, sr: int = 22050, duration: float = 5.0,
+                n_segments: int = 5, start: float = 2.5, end: float = 27.5) -> GTZANSegments:
+        """GTZANSegments of every good file (``split=None``) or of one split; the skipped
+        files are in ``self.report`` and its summary is logged."""
+        self.report = report = BuildReport()
+        if split is None:
+            files = discover_files(self.audio_root, report)
+        elif split in SPLITS:
+            files = self.splits(report)[split]
+        else:
+            raise ValueError(f"unknown split {split!r}; choose None or one of {SPLITS}")
+        ds = GTZANSegments(files, sr, duration, n_segments, start, end, cache=self.cache,
+                           report=report, progress=self.progress)
+        report.log()
+        return ds
+
+    def fetch_dataset(self, sr: int = 22050, duration: float = 5.0, n_segments: int = 5,
+                      start: float = 2.5, end: float = 27.5, split: str | None = None):
+        """All segments of all good files (or of one split) in memory.
+
+        Returns
+        -------
+        audio : np.ndarray, float32 [N, T], T = round(duration * sr)
+        labels : np.ndarray, int64 [N], indices into :meth:`get_genre_names`
+        """
+        ds = self.dataset(split, sr, duration, n_segments, start, end)
+        audio = np.empty((len(ds), ds.segment_samples), np.float32)
+        for f in range(len(ds.files)):               # one file mapped at a time
+            rows = np.flatnonzero(ds.segment_index[:, 0] == f)
+            mm = np.load(ds._npy[f], mmap_mode="r")
+            for r in rows:
+                s = ds.segment_index[r, 1]
+                audio[r] = mm[s:s + ds.segment_samples]
+            del mm
+        return audio, ds.labels.copy()

@@ -263,3 +263,64 @@ class MelFrontEnd(torch.nn.Module):
         with torch.autocast(device_type=audio.device.type, enabled=False):
             mel = db_to_norm(power_to_db(self.mel(audio.float()), self.cfg), self.cfg)
         return fit_frames(mel.unsqueeze(1), self.cfg.frames)
+
+
+# --------------------------------------------------------------------------- datasets
+class _MelCollate:
+    """Stacks waveform segments and turns them into normalised log-mels [B, 1, M, F]."""
+
+    def __init__(self, cfg: AudioConfig):
+        self.cfg = cfg
+
+    def __call__(self, batch):
+        wave = torch.stack([torch.as_tensor(b[0]) for b in batch])
+        labels = torch.as_tensor([int(b[1]) for b in batch])
+        return enhanced_audio_to_mel(wave, self.cfg), labels
+
+
+def prepare_enhanced_dataset(data_path, cfg: AudioConfig | None = None, batch_size: int = 16,
+                             split: str = "auto", seed: int = 0, num_workers: int = 0,
+                             output: str = "mel", cache_dir=None, datasets_only: bool = False):
+    """Train and validation data on the file-level split of a GTZAN folder.
+
+    Parameters
+    ----------
+    data_path : GTZAN folder (Kaggle layout, real or synthetic)
+    cfg : AudioConfig (sample rate and slicing); default ``AudioConfig()``
+    split : "auto" | "filtered" | "random" | "content" (see SlicingDataLoading.split_files)
+    output : "mel" -> batches of (log-mel [B, 1, n_mels, frames] in [-1, 1], genre [B]);
+             "wave" -> (waveform segments [B, T], genre [B]) for models that compute their
+             own front-end on the device (the trainer does this)
+    datasets_only : return the two GTZANSegments datasets instead of DataLoaders
+
+    Returns
+    -------
+    (train, valid, info): DataLoaders (or datasets) and a dict with ``genres``, the file
+    names of each split and ``summary`` (file counts and the skipped-file report).
+    """
+    from SlicingDataLoading import GENRES, BuildReport, DataLoad, GTZANSegments
+
+    cfg = cfg or AudioConfig()
+    if output not in ("mel", "wave"):
+        raise ValueError(f"output must be 'mel' or 'wave', got {output!r}")
+    loader = DataLoad(data_path, cache_dir=cache_dir, split_mode=split, seed=seed)
+    report = BuildReport()
+    files = loader.splits(report)
+    sets = {name: GTZANSegments(files[name], **cfg.loader_kwargs(), cache=loader.cache, report=report)
+            for name in ("train", "valid")}
+    report.log()
+    info = {
+        "genres": list(GENRES),
+        "splits": {name: [f.name for f in recs] for name, recs in files.items()},
+        "summary": {"data_path": str(data_path), "split": split, "seed": seed,
+                    "files": {name: len(recs) for name, recs in files.items()},
+                    "segments": {name: len(ds) for name, ds in sets.items()},
+                    "skipped": [f"{f}: {r}" for f, r, _ in report.skipped]},
+    }
+    if datasets_only:
+        return sets["train"], sets["valid"], info
+    collate = _MelCollate(cfg) if output == "mel" else None
+    make = lambda ds, shuffle: torch.utils.data.DataLoader(  # noqa: E731
+        ds, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, collate_fn=collate,
+        generator=torch.Generator().manual_seed(seed), drop_last=False)
+    return make(sets["train"], True), make(sets["valid"], False), info

@@ -164,7 +164,8 @@ def _finish(terms: dict, out: dict, genre: torch.Tensor, beta: float, cfg: Train
     else:
         terms["adv"] = torch.zeros((), device=terms["recon"].device)
     terms["beta"] = torch.tensor(beta)
-    terms["total"] = terms["recon"] + beta * terms["kl"] + cfg.adv_weight * terms["adv"]
+    terms["elbo"] = terms["recon"] + beta * terms["kl"]          # what "best" is chosen by
+    terms["total"] = terms["elbo"] + cfg.adv_weight * terms["adv"]
     return terms
 
 
@@ -450,8 +451,8 @@ class MemoryEfficientTrainer:
                     tqdm.write(f"warning: the VAE is getting lazy: {health['active_units']} of "
                                f"{health['latent_dim']} latent units active (variance of mu > 0.01)")
                 _append_csv(log_path, row)
-                if val["total"] < self.best_val:
-                    self.best_val = val["total"]
+                if val["elbo"] < self.best_val:
+                    self.best_val = val["elbo"]
                     self.save("best.pt")
                 self.save("latest.pt")
                 tqdm.write(f"epoch {self.epoch}: train {train['total']:.4f}  valid {val['total']:.4f}  "
