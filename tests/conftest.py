@@ -1,0 +1,29 @@
+"""Shared fixtures: a tiny synthetic GTZAN and a tiny trained mel VAE, built once per session
+in a temporary folder (nothing is written into the repository, nothing is downloaded)."""
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory) -> Path:
+    """3 contents x 10 genres x 4 s at 22050 Hz: 30 clips, content-disjoint splits 1/1/1."""
+    import synthetic_gtzan
+    root = tmp_path_factory.mktemp("synthetic_gtzan")
+    synthetic_gtzan.generate(root, n_per_genre=3, duration=4.0, seed=0, workers=2)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(synthetic_root, tmp_path_factory) -> Path:
+    """A mel VAE trained for two epochs with the tiny preset (seconds on a CPU)."""
+    import trainer
+    out = tmp_path_factory.mktemp("tiny_run")
+    trainer.main(["--data", str(synthetic_root), "--preset", "tiny", "--out", str(out), "--epochs", "2"])
+    return out / "best.pt"

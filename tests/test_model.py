@@ -1,0 +1,96 @@
+"""Mel VAE blocks: shapes derived from the config, output range, the shared bottleneck."""
+import pytest
+import torch
+
+from model import (GaussianBottleneck, GradientReversal, MelVAE, MemoryEfficientDecoder,
+                   MemoryEfficientEncoder, mel_config)
+from prepare_data import AudioConfig
+
+
+@pytest.mark.parametrize("preset,frames", [("tiny", 128), ("tiny", 64), ("tiny", 256), ("demo", 128)])
+def test_shapes_follow_the_config(preset, frames):
+    audio = AudioConfig.preset("demo", n_frames=frames)
+    cfg = mel_config(preset, audio)
+    model = MelVAE(cfg, audio).eval()
+    x = torch.rand(3, 1, audio.n_mels, frames) * 2 - 1
+    out = model(x, torch.tensor([0, 4, 9]))
+    assert out["recon"].shape == x.shape
+    assert out["mu"].shape == (3, cfg.latent_dim, frames // cfg.time_stride)
+    assert torch.isfinite(out["recon"]).all()
+    assert out["adv_logits"].shape == (3, 10)
+
+
+def test_frame_count_not_divisible_by_stride_is_an_error():
+    audio = AudioConfig.preset("demo", n_frames=102)
+    with pytest.raises(ValueError, match="n_frames=102"):
+        mel_config("tiny", audio)
+
+
+def test_unknown_preset_and_override_keys_are_errors():
+    audio = AudioConfig.preset("demo")
+    with pytest.raises(KeyError, match="huge"):
+        mel_config("huge", audio)
+    with pytest.raises(KeyError, match="latent_dims"):
+        mel_config("tiny", audio, latent_dims=3)
+
+
+def test_output_reaches_the_whole_range():
+    """The seed capped its output at 0.96; ours fits silence (-1) and full level (+1)."""
+    torch.manual_seed(0)
+    audio = AudioConfig.preset("demo")
+    cfg = mel_config("tiny", audio)
+    model = MelVAE(cfg, audio)
+    x = torch.rand(2, 1, audio.n_mels, audio.frames) * 2 - 1
+    target = torch.full_like(x, -1.0)
+    target[1] = 1.0
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    genre = torch.tensor([0, 1])
+    for _ in range(150):
+        opt.zero_grad()
+        z, mu, logvar = model.encode(x)
+        loss = (model.decode(mu, genre) - target).pow(2).mean()
+        loss.backward()
+        opt.step()
+    out = model.eval().decode(model.encode(x)[1], genre)
+    assert out[0].max() < -0.98
+    assert out[1].min() > 0.98
+
+
+def test_bottleneck_kl_and_bounds():
+    bn = GaussianBottleneck(4, 3, logvar_bound=5.0)
+    h = torch.randn(2, 4, 7) * 1000
+    z, mu, logvar = bn.train()(h)
+    assert logvar.abs().max() <= 5.0
+    assert torch.equal(bn.eval()(h)[0], bn(h)[1])                 # eval: z = mu
+    zeros = torch.zeros(2, 3, 7)
+    assert torch.allclose(GaussianBottleneck.kl_per_dim(zeros, zeros), torch.zeros(3))
+    kl = GaussianBottleneck.kl_per_dim(torch.ones(2, 3, 7), zeros)
+    assert torch.allclose(kl, torch.full((3,), 0.5))
+
+
+def test_gradient_reversal_negates_the_gradient():
+    x = torch.ones(3, requires_grad=True)
+    (GradientReversal(2.0)(x) * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert torch.allclose(x.grad, torch.tensor([-2.0, -4.0, -6.0]))
+
+
+def test_conditional_decoder_depends_on_genre_once_trained_weights_are_nonzero():
+    torch.manual_seed(0)
+    audio = AudioConfig.preset("demo")
+    model = MelVAE(mel_config("tiny", audio), audio).eval()
+    z = torch.randn(1, model.cfg.latent_dim, audio.frames // model.cfg.time_stride)
+    same = model.decode(z, torch.tensor([0])) - model.decode(z, torch.tensor([5]))
+    assert same.abs().max() == 0              # FiLM starts as identity (zero-initialised)
+    for p in model.decoder.parameters():
+        p.data.add_(torch.randn_like(p) * 0.05)
+    diff = model.decode(z, torch.tensor([0])) - model.decode(z, torch.tensor([5]))
+    assert diff.abs().max() > 1e-3
+
+
+def test_prepare_computes_the_mel_on_the_batch():
+    audio = AudioConfig.preset("demo")
+    model = MelVAE(mel_config("tiny", audio), audio)
+    wave = torch.randn(2, audio.segment_samples) * 0.1
+    mel = model.prepare(wave)
+    assert mel.shape == (2, 1, audio.n_mels, audio.frames)
+    assert mel.min() >= -1 and mel.max() <= 1
