@@ -1,0 +1,139 @@
+"""The shared trainer: a real step, checkpoints, exact resume after SIGKILL, DDP on gloo."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import trainer
+from model import MelVAE, mel_config
+from prepare_data import AudioConfig, override
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args) -> list[str]:
+    return [sys.executable, str(ROOT / "trainer.py"), *map(str, args)]
+
+
+def test_a_real_training_step_lowers_the_loss():
+    torch.manual_seed(0)
+    audio = AudioConfig.preset("demo")
+    model = MelVAE(mel_config("tiny", audio), audio)
+    cfg = override(trainer.TrainConfig(), **trainer.TRAIN_PRESETS["tiny"])
+    loss_fn = trainer.EfficientLoss(cfg, audio.n_mels)
+    wave = torch.randn(4, audio.segment_samples) * 0.1
+    genre = torch.tensor([0, 1, 2, 3])
+    x = model.prepare(wave)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(15):
+        opt.zero_grad()
+        terms = loss_fn(model(x, genre), genre, beta=0.01)
+        terms["total"].backward()
+        opt.step()
+        losses.append(float(terms["recon"].detach()))
+    assert {"mse", "grad_l1", "kl_low", "kl_high", "kl", "adv", "recon", "total", "beta"} <= set(terms)
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_beta_schedules_and_free_bits():
+    cfg = override(trainer.TrainConfig(), beta_max=0.5, beta_warmup_steps=10, beta_cycle_steps=8)
+    warm = trainer.BetaSchedule(cfg)
+    assert warm(0) == 0 and warm(5) == pytest.approx(0.25) and warm(100) == 0.5
+    cyc = trainer.BetaSchedule(override(cfg, beta_schedule="cyclical"))
+    assert [cyc(s) for s in (0, 2, 4, 6, 8)] == pytest.approx([0, 0.25, 0.5, 0.5, 0])
+    with pytest.raises(ValueError, match="sometimes"):
+        trainer.BetaSchedule(override(cfg, beta_schedule="sometimes"))(1)
+    zeros = torch.zeros(2, 4, 3)
+    terms = trainer.kl_terms(zeros, zeros, override(cfg, free_bits=0.1))
+    assert float(terms["kl_raw"]) == 0 and float(terms["kl_low"]) == pytest.approx(0.1)
+
+
+def test_checkpoint_rebuilds_the_model_and_rejects_foreign_files(tiny_checkpoint, tmp_path):
+    model, state = trainer.load_model(tiny_checkpoint)
+    raw = torch.load(tiny_checkpoint, weights_only=True)            # loads with weights_only
+    assert raw["family"] == "mel" and raw["genre_means"].shape == (10, model.cfg.latent_dim)
+    for key in ("audio", "model", "train", "weights", "optimizer", "scheduler", "rng", "epoch",
+                "step", "beta", "genres", "best_val"):
+        assert key in raw
+    x = torch.rand(2, 1, model.audio.n_mels, model.audio.frames) * 2 - 1
+    again, _ = trainer.load_model(tiny_checkpoint)
+    assert torch.equal(model.encode(x)[1], again.encode(x)[1])
+    with pytest.raises(FileNotFoundError, match="nowhere.pt"):
+        trainer.load_model(tmp_path / "nowhere.pt")
+    torch.save({"weights": {}}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="not a genre-transfer checkpoint"):
+        trainer.load_model(tmp_path / "foreign.pt")
+    (tmp_path / "text.pt").write_text("hello")
+    with pytest.raises(ValueError, match="text.pt"):
+        trainer.load_model(tmp_path / "text.pt")
+    with pytest.raises(ValueError, match="not a 'wave' model"):
+        trainer.load_model(tiny_checkpoint, family="wave")
+    other = dict(state["model"], latent_dim=state["model"]["latent_dim"] * 2)
+    with pytest.raises(ValueError, match="latent_dim"):
+        trainer.load_model(tiny_checkpoint, expect={"model": other})
+
+
+def test_resuming_with_another_config_names_the_difference(tiny_checkpoint, synthetic_root):
+    out = tiny_checkpoint.parent
+    result = subprocess.run(_cli("--data", synthetic_root, "--preset", "tiny", "--out", out, "--epochs", "3",
+                                 "--set", "model.latent_dim=12"), capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "latent_dim" in result.stderr and "checkpoint has 8" in result.stderr
+
+
+def test_unknown_options_are_errors(tmp_path):
+    result = subprocess.run(_cli("--data", tmp_path, "--epoch", "3", "--bogus"), capture_output=True, text=True)
+    assert result.returncode == 2 and "unrecognized arguments" in result.stderr
+    with pytest.raises(KeyError, match="epoch_count"):
+        trainer.main(["--data", str(tmp_path), "--preset", "tiny", "--set", "train.epoch_count=3"])
+
+
+def _weights(path):
+    return torch.load(path, weights_only=True)["weights"]
+
+
+def test_sigkill_mid_epoch_then_rerun_matches_an_uninterrupted_run(synthetic_root, tmp_path):
+    args = ("--data", synthetic_root, "--preset", "tiny", "--epochs", "4", "--set", "train.batch_size=2")
+    full = tmp_path / "full"
+    subprocess.run(_cli(*args, "--out", full), check=True, capture_output=True, timeout=600)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_cli(*args, "--out", killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:     # wait for the first epoch's checkpoint
+        if (killed / "latest.pt").exists():
+            time.sleep(0.3)                                    # now inside epoch 2
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "training finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    epoch_at_kill = torch.load(killed / "latest.pt", weights_only=True)["epoch"]
+    assert 1 <= epoch_at_kill < 4
+
+    rerun = subprocess.run(_cli(*args, "--out", killed), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert f"resuming from {killed / 'latest.pt'} at epoch {epoch_at_kill}" in rerun.stdout
+    a, b = _weights(full / "latest.pt"), _weights(killed / "latest.pt")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not list(killed.glob("*.tmp"))                       # atomic writes leave nothing behind
+
+
+def test_two_process_ddp_on_gloo(synthetic_root, tmp_path):
+    out = tmp_path / "ddp"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                "--master_port", "29533", str(ROOT / "trainer.py")]
+    result = subprocess.run(torchrun + ["--data", str(synthetic_root), "--preset", "tiny", "--epochs", "1",
+                                        "--out", str(out)], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    model, state = trainer.load_model(out / "best.pt")
+    assert state["epoch"] == 1 and state["family"] == "mel"
+    assert "best checkpoint" in result.stdout
