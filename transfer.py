@@ -237,7 +237,7 @@ class GenreTransfer:
         out, source_genre = self.transfer_array(audio, sr, target_genre, source_genre, method, strength)
         out_dir = Path(out_dir)
         stem = f"{Path(path).stem}__{source_genre}_to_{target_genre}__{method}_{strength:g}"
-        wav_path = save_wav(out_dir / f"{stem}.wav", out.T if out.ndim == 2 else out, sr)
+        wav_path = save_wav(out_dir / f"{stem}.wav", out, sr)                     # [C, T]
         if figure:
             self.before_after_figure(audio.mean(0), out.mean(0) if out.ndim == 2 else out, sr,
                                      out_dir / f"{stem}.png", f"{Path(path).name}: {source_genre} -> "

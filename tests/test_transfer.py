@@ -1,0 +1,98 @@
+"""Genre transfer: windows and cross-fades, any rate / channels / length, CLI outputs, errors."""
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import transfer
+from transfer import GenreTransfer, overlap_add, window_starts
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_windows_cover_the_input_and_crossfade_is_neutral():
+    assert window_starts(10, 20, 5) == [0]
+    starts = window_starts(103, 20, 10)
+    assert starts[0] == 0 and starts[-1] + 20 >= 103
+    const = [torch.full((2, 20), 3.0) for _ in starts]
+    assert torch.allclose(overlap_add(const, starts, 103, 20), torch.full((2, 103), 3.0))
+    ramp = torch.arange(20.0)
+    assert torch.allclose(overlap_add([ramp], [0], 20, 20), ramp)
+
+
+@pytest.fixture(scope="module")
+def tr(tiny_checkpoint):
+    return GenreTransfer.from_checkpoint(tiny_checkpoint)
+
+
+def _clip(synthetic_root, genre="blues"):
+    path = sorted((Path(synthetic_root) / "genres_original" / genre).glob("*.wav"))[0]
+    audio, sr = sf.read(path, dtype="float32")
+    return path, audio, sr
+
+
+@pytest.mark.parametrize("method", ["shift", "conditional"])
+def test_any_rate_channels_and_length_keep_their_shape(tr, synthetic_root, method):
+    _, audio, sr = _clip(synthetic_root)
+    mono = audio[: int(2.3 * sr) + 7]                                     # odd length, < 1 window
+    out, src = tr.transfer_array(mono, sr, "reggae", "blues", method)
+    assert out.shape == mono.shape and np.isfinite(out).all() and np.abs(out).max() > 1e-3
+    import librosa
+    stereo = np.stack([audio, audio[::-1].copy()])
+    stereo44 = librosa.resample(stereo, orig_sr=sr, target_sr=44100)      # 4 s at 44.1 kHz, 2 channels
+    out, _ = tr.transfer_array(stereo44, 44100, "metal", "blues", method)
+    assert out.shape == stereo44.shape and np.isfinite(out).all()
+    assert not np.allclose(out[0], out[1])                                # channels kept apart
+
+
+def test_zero_strength_is_the_reconstruction(tr, synthetic_root):
+    _, audio, sr = _clip(synthetic_root)
+    rec = tr.transfer_mono(audio, "blues", "blues", "conditional", 1.0)
+    for method in ("shift", "conditional"):
+        out = tr.transfer_mono(audio, "blues", "rock", method, 0.0)
+        assert np.allclose(out, rec, atol=1e-5)
+    moved = tr.transfer_mono(audio, "blues", "rock", "shift", 3.0)
+    assert not np.allclose(moved, rec, atol=1e-3)
+
+
+def test_errors_name_the_problem(tr, synthetic_root, tmp_path):
+    path, audio, sr = _clip(synthetic_root)
+    with pytest.raises(ValueError, match="unknown genre 'polka'.*blues, classical, country"):
+        tr.transfer_file(path, "polka", tmp_path)
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    with pytest.raises(ValueError, match="bad.wav"):
+        tr.transfer_file(bad, "rock", tmp_path, source_genre="blues")
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        GenreTransfer.from_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match="source genre"):
+        GenreTransfer(tr.model, tr.state, judge=None).transfer_array(audio, sr, "rock")
+    with pytest.raises(ValueError, match="unknown method"):
+        tr.transfer_mono(audio, "blues", "rock", "magic", 1.0)
+
+
+def test_cli_writes_wav_figure_and_manifest(tiny_checkpoint, synthetic_root, tmp_path):
+    path, audio, sr = _clip(synthetic_root, "jazz")
+    out = tmp_path / "results"
+    for method in ("shift", "conditional"):
+        result = subprocess.run([sys.executable, str(ROOT / "transfer.py"), "--checkpoint", str(tiny_checkpoint),
+                                 "--input", str(path), "--source", "jazz", "--target", "disco",
+                                 "--method", method, "--strength", "0.8", "--out", str(out)],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+    rows = list(csv.DictReader(open(out / "manifest.csv")))
+    assert [r["method"] for r in rows] == ["shift", "conditional"]
+    assert rows[0]["source_genre"] == "jazz" and rows[0]["target_genre"] == "disco" and rows[0]["strength"] == "0.8"
+    for r in rows:
+        wav, wav_sr = sf.read(out / r["output_file"])
+        assert wav_sr == sr and len(wav) == len(audio)
+        assert (out / r["output_file"]).with_suffix(".png").stat().st_size > 5000
+    bad = subprocess.run([sys.executable, str(ROOT / "transfer.py"), "--checkpoint", str(tiny_checkpoint),
+                          "--input", str(path), "--target", "polka", "--out", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "unknown genre 'polka'" in bad.stderr
