@@ -385,6 +385,9 @@ def _usable(files, report: BuildReport) -> list[FileRecord]:
 def _allocate(n: int, fractions) -> list[int]:
     """Split n items by (train, valid, test) fractions: valid and test rounded, train the rest."""
     n_valid, n_test = (int(np.floor(n * f + 0.5)) for f in fractions[1:])     # half rounds up
+    if n >= 3:     # every split with a non-zero fraction gets at least one item
+        n_valid = max(n_valid, 1 if fractions[1] > 0 else 0)
+        n_test = max(n_test, 1 if fractions[2] > 0 else 0)
     return [n - n_valid - n_test, n_valid, n_test]
 
 
@@ -445,15 +448,13 @@ def split_files(files, mode: str = "auto", seed: int = 0, fractions=(0.7, 0.15, 
             groups[r.content_id if r.content_id is not None else f"file:{r.name}"].append(r)
         ids = sorted(groups)
         ids = [ids[i] for i in rng.permutation(len(ids))]
-        ids.sort(key=lambda c: -len(groups[c]))                    # big groups first, stable
-        per_genre = collections.Counter(r.genre for r in files)
-        target = {s: {g: f * per_genre[g] for g in per_genre} for s, f in zip(SPLITS, fractions)}
-        have = {s: collections.Counter() for s in SPLITS}
-        for cid in ids:             # greedy: the split whose genres most lack these files
-            need = {s: sum(target[s][r.genre] - have[s][r.genre] for r in groups[cid]) for s in SPLITS}
-            s = max(SPLITS, key=lambda s: need[s] if fractions[SPLITS.index(s)] > 0 else -np.inf)
-            out[s] += groups[cid]
-            have[s].update(r.genre for r in groups[cid])
+        # Every synthetic content is rendered in every genre, so splitting the content ids
+        # by the fractions also stratifies by genre; each split gets at least one content.
+        counts = _allocate(len(ids), fractions)
+        bounds = np.cumsum(counts)[:-1]
+        for s, part in zip(SPLITS, np.split(np.arange(len(ids)), bounds)):
+            for i in part:
+                out[s] += groups[ids[i]]
     return {s: sorted(v, key=lambda r: (r.label, r.name)) for s, v in out.items()}
 
 

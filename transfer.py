@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from SlicingDataLoading import GENRES
 
@@ -212,6 +213,26 @@ class GenreTransfer:
             rec = overlap_add(list(self.model.decode(mu, idx)), starts, wave.shape[-1], size)
         return out, rec
 
+    @torch.no_grad()
+    def encode_clip(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior of each window of mono audio [T]: time-averaged (mu, logvar), each [W, D]."""
+        wave = torch.as_tensor(np.asarray(audio, dtype=np.float32), device=self.device)
+        if self.model.family == "mel":
+            from prepare_data import enhanced_audio_to_mel, fit_frames
+            cfg = self.audio
+            mel = enhanced_audio_to_mel(wave, cfg, fit=False)[0]
+            size = min(cfg.natural_frames, cfg.frames)
+            starts = window_starts(mel.shape[-1], size, size)
+            padded = fit_frames(mel, starts[-1] + size)
+            x = torch.stack([fit_frames(padded[..., s:s + size], cfg.frames) for s in starts])
+        else:
+            size = self.audio.segment_samples - self.audio.segment_samples % self.model.cfg.hop_length
+            starts = window_starts(wave.shape[-1], size, size)
+            padded = torch.nn.functional.pad(wave, (0, max(0, starts[-1] + size - wave.shape[-1])))
+            x = self.model.prepare(torch.stack([padded[s:s + size] for s in starts]))
+        _, mu, logvar = self.model.encode(x)
+        return (mu.flatten(2).mean(-1).float().cpu().numpy(), logvar.flatten(2).mean(-1).float().cpu().numpy())
+
     def transfer_array(self, audio: np.ndarray, sr: int, target_genre: str, source_genre: str | None = None,
                        method: str = "conditional", strength: float = 1.0) -> tuple[np.ndarray, str]:
         """Any-rate audio [T] or [C, T] -> (transferred audio, same shape and rate; source genre)."""
@@ -322,3 +343,84 @@ def main(argv=None) -> list[Path]:
 
 if __name__ == "__main__":
     main()
+
+
+# --------------------------------------------------------------------------- evaluation of a model
+def _other_genres(source_labels, n_genres: int, seed: int) -> list[int]:
+    """A random target genre != source for each clip (seeded)."""
+    rng = np.random.default_rng(seed)
+    return [int((s + rng.integers(1, n_genres)) % n_genres) for s in source_labels]
+
+
+def evaluate_model(tr: GenreTransfer, records, judge, reference_records=None,
+                   strengths: dict | None = None, seed: int = 0, max_seconds: float | None = None,
+                   cache=None, model_info: dict | None = None) -> dict:
+    """Transfer every clip of ``records`` to a random other genre and score it.
+
+    Parameters
+    ----------
+    tr : GenreTransfer of the model under test
+    records : SlicingDataLoading.FileRecord list (usually the test split)
+    judge : a fitted evaluation.GenreJudge
+    reference_records : FileRecords of every rendering (synthetic set) for content
+        retrieval; None on real data
+    strengths : {method: [alpha, ...]}; default shift 0.5 / 1 / 1.5 / 2, conditional 0.5 / 1
+    max_seconds : evaluate the first seconds of each clip only (None: whole clips)
+
+    Returns
+    -------
+    The metrics.json dict (evaluation.build_metrics), with per-clip targets under
+    ``model["targets"]``.
+    """
+    import evaluation as ev
+    from SlicingDataLoading import AudioCache, _roots
+
+    strengths = strengths or {"shift": [0.5, 1.0, 1.5, 2.0], "conditional": [0.5, 1.0]}
+    sr = tr.audio.sample_rate
+    if cache is None:
+        cache = AudioCache(_roots(records[0].path.parent.parent)[0] / ".cache")
+    limit = int(max_seconds * sr) if max_seconds else None
+    load = lambda rec: np.array(cache.load(rec.path, sr)[:limit], dtype=np.float32)  # noqa: E731
+    sources = [load(r) for r in tqdm(records, desc="loading clips", leave=False)]
+    src_labels = [r.label for r in records]
+    tgt_labels = _other_genres(src_labels, len(tr.genres), seed)
+    content_ids = [r.content_id for r in records] if all(r.content_id is not None for r in records) else None
+    judge_sr = judge.sr
+
+    def to_judge(x):
+        return resample(x, sr, judge_sr)
+
+    reference, pool = None, None
+    if reference_records is not None and content_ids is not None:
+        pool = {(r.content_id, r.label): to_judge(load(r)) for r in reference_records}
+        reference = ev.ChromaReference.from_audio(pool, judge_sr)
+
+    recon_pairs, mus, logvars = [], [], []
+    for audio, s in zip(tqdm(sources, desc="reconstruction", leave=False), src_labels):
+        out, rec = tr.transfer_mono(audio, tr.genres[s], tr.genres[s], "conditional", 0.0,
+                                    return_reconstruction=True)
+        recon_pairs.append((audio, rec))
+        mu, logvar = tr.encode_clip(audio)
+        mus.append(mu)
+        logvars.append(logvar)
+    judged_sources = [to_judge(a) for a in sources]
+    transfer = {}
+    for method, alphas in strengths.items():
+        transfer[method] = []
+        for alpha in alphas:
+            outs = [tr.transfer_mono(a, tr.genres[s], tr.genres[t], method, alpha)
+                    for a, s, t in zip(tqdm(sources, desc=f"{method} {alpha:g}", leave=False), src_labels, tgt_labels)]
+            scores = ev.evaluate_transfer(judge, judged_sources, [to_judge(o) for o in outs],
+                                          src_labels, tgt_labels, judge_sr, content_ids, reference)
+            transfer[method].append({"strength": alpha, **scores})
+    baselines = ev.baseline_metrics(judge, judged_sources, src_labels, tgt_labels, judge_sr,
+                                    content_ids, reference, pool=pool, seed=seed)
+    mu = np.concatenate(mus)
+    logvar = np.concatenate(logvars)
+    win_labels = np.concatenate([[s] * len(m) for s, m in zip(src_labels, mus)])
+    info = {"family": tr.model.family, "checkpoint_epoch": tr.state.get("epoch"),
+            "clips": len(records), "targets": [tr.genres[t] for t in tgt_labels], **(model_info or {})}
+    return ev.build_metrics(info, judge, transfer, baselines,
+                            ev.mean_reconstruction(recon_pairs, tr.audio, trim=True),
+                            ev.latent_diagnostics(mu, logvar, win_labels))
+

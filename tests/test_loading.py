@@ -309,8 +309,7 @@ def test_content_split_keeps_content_ids_apart(tmp_path):
     assert not (ids["train"] & ids["valid"]) and not (ids["train"] & ids["test"]) \
         and not (ids["valid"] & ids["test"])
     assert sum(len(v) for v in splits.values()) == len(files)
-    assert [len(ids[s]) for s in ("train", "valid", "test")] == [7, 2, 1] or \
-        [len(ids[s]) for s in ("train", "valid", "test")] == [7, 1, 2]
+    assert [len(ids[s]) for s in ("train", "valid", "test")] == [6, 2, 2]   # 10 contents, half rounds up
     for s, v in splits.items():                          # every genre in every split
         assert {r.genre for r in v} == set(GENRES[:4])
     ds = DataLoad(root, seed=3, progress=False).dataset("valid", sr=SR, duration=1.0, n_segments=1,
