@@ -67,6 +67,8 @@ def main(argv=None) -> dict:
     p.add_argument("--epochs", type=int)
     p.add_argument("--per-genre", type=int, default=30, help="synthetic contents (clips per genre)")
     p.add_argument("--duration", type=float, default=10.0, help="synthetic clip length in seconds")
+    p.add_argument("--train-set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="trainer overrides, e.g. train.adv_weight=1.0 model.latent_dim=8")
     p.add_argument("--quick", action="store_true", help="tiny data, tiny model, two epochs (tests)")
     args = p.parse_args(argv)
     families = args.model or ["mel"]
@@ -100,6 +102,8 @@ def main(argv=None) -> dict:
         cmd = ["--data", str(data), "--model", family, "--preset", preset, "--out", str(run)]
         if args.epochs:
             cmd += ["--epochs", str(args.epochs)]
+        if args.train_set:
+            cmd += ["--set", *args.train_set]
         best = trainer.main(cmd)
         (run / "judge.npz").write_bytes((logs / "judge.npz").read_bytes())
         tr = GenreTransfer.from_checkpoint(best, judge_path=run / "judge.npz")

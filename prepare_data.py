@@ -108,8 +108,9 @@ class AudioConfig:
     PRESETS: typing.ClassVar[dict] = {
         # 1 x 128 x 512 log-mel of a 5 s segment (216 frames, padded with silence), as the seed.
         "full": {},
-        # CPU in minutes: 64 mel bands, 2 x 3 s segments per clip -> 1 x 64 x 128.
-        "demo": {"n_mels": 64, "segment_seconds": 2.97, "n_segments": 2,
+        # CPU in minutes: 3 s segments (128 frames) -> 1 x 128 x 128. All 128 mel bands are
+        # kept: 64 bands cannot tell neighbouring semitones apart below about 1 kHz.
+        "demo": {"segment_seconds": 2.97, "n_segments": 3,
                  "start_seconds": 0.0, "end_seconds": 30.0, "n_frames": 128},
     }
 
