@@ -159,15 +159,20 @@ def _wav_truncation(path: Path) -> str | None:
         return None
 
 
+def _check_present(path: Path) -> None:
+    """BadAudioError unless ``path`` is an existing, non-empty file."""
+    if not path.is_file():
+        raise BadAudioError(path, "missing")
+    if path.stat().st_size == 0:
+        raise BadAudioError(path, "empty", "0 bytes")
+
+
 def check_header(path) -> None:
     """Cheap validity check without decoding: exists, non-empty, readable header, not a
     truncated WAV. Raises :class:`BadAudioError` (reason missing, empty, unreadable or
     truncated). Formats libsndfile cannot open are left to :func:`decode_audio`."""
     path = Path(path)
-    if not path.is_file():
-        raise BadAudioError(path, "missing")
-    if path.stat().st_size == 0:
-        raise BadAudioError(path, "empty", "0 bytes")
+    _check_present(path)
     try:
         info = sf.info(str(path))
     except Exception as e:                              # noqa: BLE001 - any failure is the verdict
@@ -182,10 +187,7 @@ def check_header(path) -> None:
 
 def _read(path: Path) -> tuple[np.ndarray, int]:
     """Raw decode -> (float32 [T, C], native rate). Raises BadAudioError."""
-    if not path.is_file():
-        raise BadAudioError(path, "missing")
-    if path.stat().st_size == 0:
-        raise BadAudioError(path, "empty", "0 bytes")
+    _check_present(path)
     try:
         info = sf.info(str(path))
     except Exception as e:                              # noqa: BLE001
