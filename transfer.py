@@ -397,9 +397,8 @@ def evaluate_model(tr: GenreTransfer, records, judge, reference_records=None,
 
     recon_pairs, mus, logvars = [], [], []
     for audio, s in zip(tqdm(sources, desc="reconstruction", leave=False), src_labels):
-        out, rec = tr.transfer_mono(audio, tr.genres[s], tr.genres[s], "conditional", 0.0,
-                                    return_reconstruction=True)
-        recon_pairs.append((audio, rec))
+        # Conditional decoding at strength 0 is the plain reconstruction: one decode, one vocode.
+        recon_pairs.append((audio, tr.transfer_mono(audio, tr.genres[s], tr.genres[s], "conditional", 0.0)))
         mu, logvar = tr.encode_clip(audio)
         mus.append(mu)
         logvars.append(logvar)
