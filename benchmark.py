@@ -109,7 +109,7 @@ def bench_training(presets=("demo", "full"), steps: int = 3) -> list[dict]:
         audio = AudioConfig.preset(preset)
         model = MelVAE(mel_config(preset, audio), audio).to(device)
         cfg = override(trainer.TrainConfig(), **trainer.TRAIN_PRESETS[preset])
-        loss_fn = trainer.EfficientLoss(cfg, audio.n_mels).to(device)
+        loss_fn = trainer.EfficientLoss(cfg, audio).to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
         b = cfg.batch_size
         wave = torch.randn(b, audio.segment_samples, device=device) * 0.1

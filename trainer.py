@@ -82,14 +82,14 @@ TRAIN_PRESETS = {
 
 # --------------------------------------------------------------------------- families
 def _families() -> dict:
-    """name -> (config builder(preset, audio, **changes), config class, model class, loss class, audio preset)."""
+    """name -> {config: builder(preset, audio, **changes), config_cls, model: class(cfg, audio), loss: class(train_cfg, audio)}."""
     import model as mel
     fams = {"mel": dict(config=mel.mel_config, config_cls=mel.MelVAEConfig, model=mel.MelVAE,
                         loss=EfficientLoss)}
     try:
         import audio_resnet_encoder_wavenet_decoder as wave
         fams["wave"] = dict(config=wave.wave_config, config_cls=wave.WaveVAEConfig, model=wave.CVAE,
-                            loss=wave.WaveformLoss)
+                            loss=wave.WaveformLoss, train_presets=getattr(wave, "TRAIN_PRESETS", TRAIN_PRESETS))
     except (ImportError, AttributeError):
         pass
     return fams
@@ -140,9 +140,10 @@ class EfficientLoss(nn.Module):
     """0.7 x frequency-weighted MSE + 0.3 x L1 of the temporal gradient + beta x KL
     (+ adv_weight x the latent adversary's cross-entropy). Returns named terms."""
 
-    def __init__(self, cfg: TrainConfig, n_mels: int):
+    def __init__(self, cfg: TrainConfig, audio: AudioConfig):
         super().__init__()
         self.cfg = cfg
+        n_mels = audio.n_mels
         # Low bands carry pitch and bass: weight 2 at the bottom falling to 1 at the top (mean 1).
         w = torch.linspace(2.0, 1.0, n_mels)
         self.register_buffer("freq_weight", (w / w.mean()).view(1, 1, n_mels, 1))
@@ -561,9 +562,10 @@ def configs_from_args(args) -> tuple[AudioConfig, object, TrainConfig]:
     audio = override(AudioConfig.preset(base), **audio_preset.get(args.preset, {}))
     audio = override(audio, **scoped["audio"])
     model_cfg = fam["config"](args.preset, audio, **scoped["model"])
-    if args.preset not in TRAIN_PRESETS:
-        raise SystemExit(f"unknown preset {args.preset!r}; choose from {sorted(TRAIN_PRESETS)}")
-    train = override(TrainConfig(), **TRAIN_PRESETS[args.preset])
+    presets = fam.get("train_presets", TRAIN_PRESETS)        # a family may tune its own optimisation
+    if args.preset not in presets:
+        raise SystemExit(f"unknown preset {args.preset!r}; choose from {sorted(presets)}")
+    train = override(TrainConfig(), **presets[args.preset])
     cli = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
            "split": args.split, "num_workers": args.num_workers}
     train = override(train, **{k: v for k, v in cli.items() if v is not None}, **scoped["train"])
@@ -603,7 +605,7 @@ def main(argv=None) -> Path:
     torch.manual_seed(train_cfg.seed)                 # identical initial weights on every run and rank
     fam = _families()[args.model]
     model = build_model(args.model, model_cfg, audio)
-    loss = fam["loss"](train_cfg, audio.n_mels)
+    loss = fam["loss"](train_cfg, audio)
     trainer = MemoryEfficientTrainer(model, loss, train_cfg, args.out, family=args.model, audio=audio,
                                      model_cfg=model_cfg, train_data=train_data, val_data=val_data,
                                      genres=info["genres"], data_info=info["summary"])

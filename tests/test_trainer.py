@@ -25,7 +25,7 @@ def test_a_real_training_step_lowers_the_loss():
     audio = AudioConfig.preset("demo")
     model = MelVAE(mel_config("tiny", audio), audio)
     cfg = override(trainer.TrainConfig(), **trainer.TRAIN_PRESETS["tiny"])
-    loss_fn = trainer.EfficientLoss(cfg, audio.n_mels)
+    loss_fn = trainer.EfficientLoss(cfg, audio)
     wave = torch.randn(4, audio.segment_samples) * 0.1
     genre = torch.tensor([0, 1, 2, 3])
     x = model.prepare(wave)
