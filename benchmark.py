@@ -13,7 +13,9 @@ vocoder    our mel -> audio against librosa.feature.inverse.mel_to_audio (100 Gr
 loader     the decode-once memory-mapped cache against the seed's way (librosa.load with
            offset and duration for each of the 5 segments of every file), on GTZAN's
            1,000 file names: files per second, cold and warm cache
-training   one training step of the mel VAE (clips per second), demo and full presets
+decode     transfer of a 30 s clip on 2 CPU threads, both families: real-time factor
+training   a training step of both families (clips/s, peak memory), ours against the
+           seed-style loop (mel on the CPU, float32, gc + empty_cache every 5 batches)
 """
 from __future__ import annotations
 
@@ -99,108 +101,226 @@ def bench_loader(work: Path, n_files: int = 1000) -> dict:
             "warm_files_per_s": n / warm, "warm_speedup": seed_s / warm, "cold_speedup": seed_s / cold}
 
 
-def bench_training(presets=("demo", "full"), steps: int = 3) -> list[dict]:
+def _train_one(family: str, preset: str, style: str, device: str, steps: int, batch: int | None) -> dict:
+    """Clips per second and peak memory of ``steps`` training steps of one family and preset.
+
+    ``style="ours"``: the batch goes to the device through pinned memory (non-blocking), the
+    model computes its input (the log-mel) on the device, bf16 autocast and channels-last
+    2-D convolutions on a GPU. ``style="seed"``: the seed's loop: the mel is computed on the
+    CPU and copied over, float32, and ``gc.collect()`` + ``empty_cache()`` every 5 batches.
+    """
+    import copy
+    import gc
+    import resource
     import trainer
-    from model import MelVAE, mel_config
-    from prepare_data import override
-    rows = []
+    args = trainer.build_parser().parse_args(["--model", family, "--preset", preset])
+    audio, model_cfg, train_cfg = trainer.configs_from_args(args)
+    torch.manual_seed(0)
+    model = trainer.build_model(family, model_cfg, audio).to(device)
+    ours, cuda = style == "ours", device == "cuda"
+    if ours and cuda and family == "mel":
+        model = model.to(memory_format=torch.channels_last)
+    loss_fn = trainer._families()[family]["loss"](train_cfg, audio).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    b = batch or train_cfg.batch_size
+    wave = torch.randn(b, audio.segment_samples) * 0.1
+    wave = wave.pin_memory() if cuda and ours else wave
+    genre = torch.randint(0, model_cfg.n_genres, (b,))
+    amp = dict(device_type=device, dtype=torch.bfloat16, enabled=cuda and ours)
+
+    cpu_model = model if device == "cpu" else copy.deepcopy(model).cpu()
+
+    def step(i: int) -> None:
+        if ours:
+            x = model.prepare(wave.to(device, non_blocking=True))
+        else:
+            x = cpu_model.prepare(wave).to(device)          # the input computed on the CPU
+            if i % 5 == 4:
+                gc.collect()
+                if cuda:
+                    torch.cuda.empty_cache()
+        g = genre.to(device)
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast(**amp):
+            terms = loss_fn(model(x, g), g, 0.01)
+        terms["total"].backward()
+        opt.step()
+
+    step(0)
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    if cuda:
+        torch.cuda.synchronize()
+    dt = (time.perf_counter() - t) / steps
+    peak = (torch.cuda.max_memory_allocated() if cuda
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 1e9
+    return {"family": family, "preset": preset, "style": style, "device": device, "batch": b,
+            "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+            "step_s": dt, "clips_per_s": b / dt, "peak_mem_gb": peak}
+
+
+def bench_training(presets=("demo", "full"), families=("mel", "wave"), steps: int | None = None) -> list[dict]:
+    """Our training step against the seed-style loop, each configuration in its own process
+    (so the CPU peak memory, the process's maximum resident set, is its own)."""
+    import json
+    import subprocess
+    import sys
+    import trainer
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    for preset in presets:
-        audio = AudioConfig.preset(preset)
-        model = MelVAE(mel_config(preset, audio), audio).to(device)
-        cfg = override(trainer.TrainConfig(), **trainer.TRAIN_PRESETS[preset])
-        loss_fn = trainer.EfficientLoss(cfg, audio).to(device)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        b = cfg.batch_size
-        wave = torch.randn(b, audio.segment_samples, device=device) * 0.1
-        genre = torch.randint(0, 10, (b,), device=device)
-        amp = dict(device_type=device, dtype=torch.bfloat16, enabled=device == "cuda")
-
-        def step():
-            opt.zero_grad(set_to_none=True)
-            with torch.autocast(**amp):
-                terms = loss_fn(model(model.prepare(wave), genre), genre, 0.01)
-            terms["total"].backward()
-            opt.step()
-
-        step()
-        if device == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        t = time.perf_counter()
-        for _ in range(steps):
-            step()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        dt = (time.perf_counter() - t) / steps
-        rows.append({"preset": preset, "device": device, "batch": b, "step_s": dt, "clips_per_s": b / dt,
-                     "peak_mem_gb": torch.cuda.max_memory_allocated() / 1e9 if device == "cuda" else None})
+    steps = steps or (20 if device == "cuda" else 5)
+    rows = []
+    for family in families:
+        if family not in trainer._families():
+            print(f"training: family {family!r} not available, skipped")
+            continue
+        for preset in presets:
+            # On a CPU the full presets run at batch 4 so that the section finishes in minutes.
+            batch = 4 if device == "cpu" and preset == "full" else None
+            for style in ("seed", "ours"):
+                code = (f"import benchmark, json; print('RESULT', json.dumps(benchmark._train_one("
+                        f"{family!r}, {preset!r}, {style!r}, {device!r}, {steps}, {batch!r})))")
+                out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+                line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+                if out.returncode or not line:
+                    raise RuntimeError(f"training benchmark {family}/{preset}/{style} failed:\n{out.stderr[-2000:]}")
+                rows.append(json.loads(line[0][7:]))
+                print("training:", rows[-1])
     return rows
 
 
-def render_markdown(results: dict) -> str:
-    lines = ["# Benchmarks", "", f"Written by `make bench` (`python benchmark.py`) on: {results['machine']}.",
-             f"Date: {time.strftime('%Y-%m-%d')}. Each ratio compares two methods measured in the same run.", ""]
+SECTION_TITLES = {"synthetic": "Synthetic GTZAN", "vocoder": "Vocoder", "loader": "Loader",
+                  "decode": "Waveform VAE decoding", "training": "Training step"}
+
+
+def render_sections(results: dict) -> dict:
+    """Markdown per benchmark section that ran (name -> text)."""
+    out, who = {}, f"_{results['machine']}; {results['date']}._"
     if "synthetic" in results:
         s = results["synthetic"]
-        lines += ["## Synthetic GTZAN", "", f"{s['clips']} clips of 30 s in {s['seconds']:.1f} s: "
-                  f"**{s['clips_per_s']:.2f} clips/s** (2 worker processes).", ""]
+        out["synthetic"] = "\n".join(["## Synthetic GTZAN", "", who, "", f"{s['clips']} clips of 30 s in "
+                                      f"{s['seconds']:.1f} s: **{s['clips_per_s']:.2f} clips/s** (2 worker processes).", ""])
     if "vocoder" in results:
-        lines += ["## Vocoder: ours vs librosa.feature.inverse.mel_to_audio (100 Griffin-Lim iterations)", "",
-                  "Same 10 s log-mel (22050 Hz, n_fft 2048, hop 512, 128 mels); spectral convergence of the "
-                  "vocoded audio against the original (lower is better).", "",
-                  "| clip | librosa s | ours s | speed-up | librosa SC | ours SC |", "|---|---|---|---|---|---|"]
+        lines = ["## Vocoder: ours vs librosa.feature.inverse.mel_to_audio (100 Griffin-Lim iterations)", "", who, "",
+                 "Same 10 s log-mel (22050 Hz, n_fft 2048, hop 512, 128 mels); spectral convergence of the "
+                 "vocoded audio against the original (lower is better).", "",
+                 "| clip | librosa s | ours s | speed-up | librosa SC | ours SC |", "|---|---|---|---|---|---|"]
         for r in results["vocoder"]:
             lines.append(f"| {r['clip']} | {r['librosa_s']:.2f} | {r['ours_s']:.2f} | **{r['speedup']:.1f}x** | "
                          f"{r['librosa_sc']:.3f} | {r['ours_sc']:.3f} |")
-        lines.append("")
+        out["vocoder"] = "\n".join(lines + [""])
     if "loader" in results:
         r = results["loader"]
-        lines += ["## Loader: decode-once cache vs the seed's per-segment librosa.load", "",
-                  f"{r['files']} WAVs of 30 s under GTZAN's file names, 5 segments of 5 s each.", "",
-                  "| method | files/s | vs seed |", "|---|---|---|",
-                  f"| seed: librosa.load(offset, duration) per segment | {r['seed_files_per_s']:.0f} | 1.0x |",
-                  f"| ours, cold cache (decode + write) | {r['cold_files_per_s']:.0f} | {r['cold_speedup']:.1f}x |",
-                  f"| ours, warm cache (memory-mapped) | {r['warm_files_per_s']:.0f} | **{r['warm_speedup']:.1f}x** |", ""]
+        out["loader"] = "\n".join([
+            "## Loader: decode-once cache vs the seed's per-segment librosa.load", "", who, "",
+            f"{r['files']} WAVs of 30 s under GTZAN's file names, 5 segments of 5 s each.", "",
+            "| method | files/s | vs seed |", "|---|---|---|",
+            f"| seed: librosa.load(offset, duration) per segment | {r['seed_files_per_s']:.0f} | 1.0x |",
+            f"| ours, cold cache (decode + write) | {r['cold_files_per_s']:.0f} | {r['cold_speedup']:.1f}x |",
+            f"| ours, warm cache (memory-mapped) | {r['warm_files_per_s']:.0f} | **{r['warm_speedup']:.1f}x** |", ""])
+    if "decode" in results:
+        lines = ["## Decoding a 30 s clip", "", who, "",
+                 "Encode + decode of 30 s of audio, 2 CPU threads. Real-time factor = compute time / audio "
+                 "duration (below 1 is faster than real time). The mel family includes the vocoder.", "",
+                 "| family | preset | seconds | real-time factor |", "|---|---|---|---|"]
+        for r in results["decode"]:
+            lines.append(f"| {r['family']} | {r['preset']} | {r['seconds']:.2f} | **{r['rtf']:.3f}** |")
+        out["decode"] = "\n".join(lines + [""])
     if "training" in results:
-        lines += ["## Training step (mel VAE)", "", "| preset | device | batch | s/step | clips/s | peak GPU memory |",
-                  "|---|---|---|---|---|---|"]
-        for r in results["training"]:
-            mem = f"{r['peak_mem_gb']:.2f} GB" if r["peak_mem_gb"] is not None else "-"
-            lines.append(f"| {r['preset']} | {r['device']} | {r['batch']} | {r['step_s']:.3f} | "
-                         f"{r['clips_per_s']:.1f} | {mem} |")
-        lines.append("")
-    return "\n".join(lines)
+        lines = ["## Training step: ours vs the seed-style loop", "", who, "",
+                 "Seed-style: the model input computed on the CPU each batch, float32, `gc.collect()` and "
+                 "`empty_cache()` every 5 batches. Ours: input computed on the device from pinned memory, "
+                 "bf16 autocast and channels-last convolutions on a GPU. Peak memory: GPU allocated on a GPU, "
+                 "the process's peak resident set on a CPU.", "",
+                 "| family | preset | device | batch | params (M) | seed clips/s | ours clips/s | speed-up | "
+                 "seed peak GB | ours peak GB |", "|---|---|---|---|---|---|---|---|---|---|"]
+        rows = results["training"]
+        for r in rows:
+            if r["style"] != "ours":
+                continue
+            seed = next(x for x in rows if x["style"] == "seed" and x["family"] == r["family"]
+                        and x["preset"] == r["preset"])
+            lines.append(f"| {r['family']} | {r['preset']} | {r['device']} | {r['batch']} | {r['params_m']:.1f} | "
+                         f"{seed['clips_per_s']:.1f} | {r['clips_per_s']:.1f} | "
+                         f"**{r['clips_per_s'] / seed['clips_per_s']:.2f}x** | {seed['peak_mem_gb']:.2f} | "
+                         f"{r['peak_mem_gb']:.2f} |")
+        out["training"] = "\n".join(lines + [""])
+    return out
+
+
+def merge_markdown(old: str, sections: dict) -> str:
+    """Replace the sections that ran inside the existing BENCHMARKS.md; keep the others."""
+    import re
+    kept = {}
+    for m in re.finditer(r"<!-- section:(\w+) -->\n(.*?)<!-- /section -->", old, re.S):
+        kept[m.group(1)] = m.group(2)
+    kept.update({k: v + "\n" for k, v in sections.items()})
+    extra = old.split("<!-- extra -->", 1)[1] if "<!-- extra -->" in old else ""
+    lines = ["# Benchmarks", "", "Written by `make bench` (`python benchmark.py`); `--only SECTION` reruns one "
+             "section and keeps the others. Each ratio compares two methods measured in the same run on the "
+             "machine named under its heading.", ""]
+    for name in SECTION_TITLES:
+        if name in kept:
+            lines += [f"<!-- section:{name} -->", kept[name].rstrip("\n"), "<!-- /section -->", ""]
+    return "\n".join(lines) + "<!-- extra -->" + (extra or "\n")
+
+
+def bench_decode(families=("mel", "wave"), preset: str = "demo", seconds: float = 30.0) -> list[dict]:
+    """Transfer (encode, decode, and for mels the vocoder) of a 30 s clip on 2 CPU threads,
+    with randomly initialised weights (speed does not depend on them)."""
+    import synthetic_gtzan
+    import trainer
+    from SlicingDataLoading import GENRES
+    from transfer import GenreTransfer, resample
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    rows = []
+    try:
+        for family in families:
+            if family not in trainer._families():
+                continue
+            audio, model_cfg, _ = trainer.configs_from_args(
+                trainer.build_parser().parse_args(["--model", family, "--preset", preset]))
+            torch.manual_seed(0)
+            model = trainer.build_model(family, model_cfg, audio).eval()
+            tr = GenreTransfer(model, {"genres": GENRES, "genre_means": torch.zeros(0)})
+            clip = resample(synthetic_gtzan.render_clip(0, "blues", duration=seconds), 22050, audio.sample_rate)
+            tr.transfer_mono(clip[: audio.sample_rate * 3], "blues", "reggae")          # warm-up
+            t = time.perf_counter()
+            out = tr.transfer_mono(clip, "blues", "reggae")
+            dt = time.perf_counter() - t
+            assert len(out) == len(clip)
+            rows.append({"family": family, "preset": preset, "seconds": dt, "rtf": dt / seconds})
+    finally:
+        torch.set_num_threads(threads)
+    return rows
 
 
 def main(argv=None) -> dict:
+    sections = list(SECTION_TITLES)
     p = argparse.ArgumentParser(description="Benchmarks; writes BENCHMARKS.md")
-    p.add_argument("--only", nargs="*", choices=["synthetic", "vocoder", "loader", "training"])
+    p.add_argument("--only", nargs="*", choices=sections)
     p.add_argument("--files", type=int, default=1000, help="files for the loader benchmark")
     p.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     args = p.parse_args(argv)
-    only = set(args.only or ["synthetic", "vocoder", "loader", "training"])
-    results = {"machine": machine()}
+    only = set(args.only or sections)
+    results = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
     work = Path(tempfile.mkdtemp(prefix="bench_"))
+    runs = {"synthetic": lambda: bench_synthetic(work), "vocoder": bench_vocoder,
+            "loader": lambda: bench_loader(work, args.files), "decode": bench_decode, "training": bench_training}
     try:
-        if "synthetic" in only:
-            results["synthetic"] = bench_synthetic(work)
-            print("synthetic:", results["synthetic"])
-        if "vocoder" in only:
-            results["vocoder"] = bench_vocoder()
-            for r in results["vocoder"]:
-                print("vocoder:", r)
-        if "loader" in only:
-            results["loader"] = bench_loader(work, args.files)
-            print("loader:", results["loader"])
-        if "training" in only:
-            results["training"] = bench_training()
-            for r in results["training"]:
-                print("training:", r)
+        for name in sections:
+            if name in only:
+                results[name] = runs[name]()
+                print(f"{name}:", results[name])
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    md = render_markdown(results)
-    Path(args.out).write_text(md + "\n")
+    out = Path(args.out)
+    md = merge_markdown(out.read_text() if out.exists() else "", render_sections(results))
+    out.write_text(md)
     print(md)
     return results
 
