@@ -69,6 +69,7 @@ class TrainConfig:
     split: str = "auto"
     amp: bool = True                    # bf16 autocast where a GPU is present
     compile: bool = False               # torch.compile the model
+    channels_last: bool = True          # channels-last memory for 2-D convolutions on a GPU
     smoke_test: bool = False            # one batch of training and validation, then stop
 
 
@@ -281,6 +282,8 @@ class MemoryEfficientTrainer:
         self.genres, self.data_info = list(genres), data_info or {}
         self.out = Path(out_dir)
         self.model = model.to(self.device)
+        if cfg.channels_last and self.device.type == "cuda" and any(p.dim() == 4 for p in model.parameters()):
+            self.model = self.model.to(memory_format=torch.channels_last)   # tensor-core friendly layout
         self.loss = loss.to(self.device)
         if self.world > 1:
             self.model = nn.parallel.DistributedDataParallel(
