@@ -111,6 +111,7 @@ def main(argv=None) -> dict:
         rng = np.random.default_rng(0)
         for rec in picks:                                     # five listening examples, both methods
             target = GENRES[(rec.label + 1 + int(rng.integers(0, 9))) % 10]
+            tr.transfer_file(rec.path, target, fam_out, rec.genre, "conditional", 0.0)   # reconstruction
             for method in ("shift", "conditional"):
                 tr.transfer_file(rec.path, target, fam_out, rec.genre, method, 1.0)
         metrics = evaluate_model(tr, splits["test"], judge,
@@ -122,6 +123,8 @@ def main(argv=None) -> dict:
         all_metrics[family] = metrics
         print(f"\n== {family} VAE ({preset}) on the test split ==")
         print(ev.summary_table(metrics))
+    from listening_page import write_report
+    print(f"listening page: {write_report(out, judge=judge)}")
     (out / "summary.json").write_text(json.dumps({"seconds": round(time.time() - t0, 1),
                                                    "families": families}, indent=2))
     print(f"\nwrote {out}/ in {time.time() - t0:.0f} s")

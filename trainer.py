@@ -269,7 +269,7 @@ class MemoryEfficientTrainer:
 
     def __init__(self, model: nn.Module, loss: nn.Module, cfg: TrainConfig, out_dir, *,
                  family: str, audio: AudioConfig, model_cfg, train_data, val_data,
-                 genres: list[str], data_info: dict | None = None, device=None):
+                 genres: list[str], data_info: dict | None = None, device=None, preset: str | None = None):
         self.rank, self.world, local_rank = _dist_info()
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
@@ -279,6 +279,7 @@ class MemoryEfficientTrainer:
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         self.cfg, self.family, self.audio, self.model_cfg = cfg, family, audio, model_cfg
+        self.preset = preset
         self.genres, self.data_info = list(genres), data_info or {}
         self.out = Path(out_dir)
         self.model = model.to(self.device)
@@ -331,7 +332,7 @@ class MemoryEfficientTrainer:
     def state_dict(self) -> dict:
         core = _unwrap(self.model)
         return {
-            "format": CHECKPOINT_FORMAT, "family": self.family,
+            "format": CHECKPOINT_FORMAT, "family": self.family, "preset": self.preset or "",
             "audio": self.audio.to_dict(), "model": dataclasses.asdict(self.model_cfg),
             "train": dataclasses.asdict(self.cfg),
             "weights": core.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -611,7 +612,7 @@ def main(argv=None) -> Path:
     loss = fam["loss"](train_cfg, audio)
     trainer = MemoryEfficientTrainer(model, loss, train_cfg, args.out, family=args.model, audio=audio,
                                      model_cfg=model_cfg, train_data=train_data, val_data=val_data,
-                                     genres=info["genres"], data_info=info["summary"])
+                                     genres=info["genres"], data_info=info["summary"], preset=args.preset)
     latest = Path(args.out) / "latest.pt"
     if latest.exists() and not args.fresh:
         trainer.load_state(load_checkpoint(latest))
