@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -329,6 +330,8 @@ def main(argv=None) -> list[Path]:
     p.add_argument("--judge", help="judge file (default: judge.npz beside the checkpoint)")
     p.add_argument("--out", default="audio_results")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--report", action="store_true",
+                   help="also write each input's reconstruction and <out>/index.html, a listening page")
     args = p.parse_args(argv)
     for g in filter(None, (args.target, args.source)):
         if g not in GENRES:
@@ -338,11 +341,14 @@ def main(argv=None) -> list[Path]:
     for f in list_inputs(args.input):
         written.append(tr.transfer_file(f, args.target, args.out, args.source, args.method, args.strength))
         print(f"{f} -> {written[-1]}")
+        if args.report and args.strength != 0:
+            tr.transfer_file(f, args.target, args.out, args.source, args.method, 0.0)    # reconstruction
+    if args.report:
+        from listening_page import write_report
+        info = {"family": tr.model.family, "preset": tr.state.get("preset"), "checkpoint": str(args.checkpoint),
+                "epoch": tr.state.get("epoch")}
+        print(f"listening page: {write_report(args.out, info=info, judge=tr.judge)}")
     return written
-
-
-if __name__ == "__main__":
-    main()
 
 
 # --------------------------------------------------------------------------- evaluation of a model
@@ -423,3 +429,260 @@ def evaluate_model(tr: GenreTransfer, records, judge, reference_records=None,
                             ev.mean_reconstruction(recon_pairs, tr.audio, trim=True),
                             ev.latent_diagnostics(mu, logvar, win_labels))
 
+
+# --------------------------------------------------------------------------- a few clips (notebooks)
+def newest_checkpoint(root="vae_logs", name: str = "best.pt") -> Path:
+    """The most recently written checkpoint called ``name`` anywhere under ``root``.
+
+    Parameters
+    ----------
+    root : folder searched recursively (the trainer's ``--out`` folders live under it)
+    name : checkpoint file name, ``best.pt`` or ``latest.pt``
+
+    Returns
+    -------
+    Path of the newest match (by modification time)
+
+    Raises
+    ------
+    FileNotFoundError : ``root`` is missing or holds no ``name``
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"checkpoint folder not found: {root} (train a model first with "
+                                f"audio_model_training.ipynb or trainer.py, or give the checkpoint path)")
+    found = [p for p in root.rglob(name) if p.is_file()]
+    if not found:
+        raise FileNotFoundError(f"no {name} under {root} (train a model first with "
+                                f"audio_model_training.ipynb or trainer.py, or give the checkpoint path)")
+    return max(found, key=lambda p: p.stat().st_mtime_ns)
+
+
+def pick_clips(records, genre: str, n: int = 5) -> list:
+    """``n`` clips of ``genre``, spread evenly over the (sorted) records of that genre.
+
+    Parameters
+    ----------
+    records : SlicingDataLoading.FileRecord list, e.g. ``DataLoad(data).splits()["test"]``
+    genre : a name from GENRES
+    n : number of clips (>= 1)
+
+    Returns
+    -------
+    list of ``n`` distinct FileRecords, in the records' order
+
+    Raises
+    ------
+    ValueError : unknown genre, n < 1, or fewer than ``n`` clips of the genre
+    """
+    if genre not in GENRES:
+        raise ValueError(f"unknown genre {genre!r}; choose one of: {', '.join(GENRES)}")
+    if int(n) < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    pool = [r for r in records if r.genre == genre]
+    if len(pool) < n:
+        raise ValueError(f"only {len(pool)} clip(s) of {genre!r} among the {len(records)} records given, "
+                         f"{n} asked for (use another split, a larger data set or a smaller n)")
+    idx = np.linspace(0, len(pool) - 1, int(n)).round().astype(int)     # step >= 1: distinct
+    return [pool[i] for i in idx]
+
+
+@dataclass
+class ClipTransfers:
+    """A few clips and their transfers, all mono float32 at ``sr`` (see :func:`transfer_clips`).
+
+    ``outputs[method][i]`` is the transfer of ``sources[i]`` (same length);
+    ``reconstructions[i]`` its plain reconstruction (no genre change), or None.
+    """
+    records: list
+    target_genre: str
+    strength: float
+    sr: int
+    audio: object                                    # the model's AudioConfig
+    sources: list
+    outputs: dict
+    reconstructions: list | None = None
+    max_seconds: float | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def source_genres(self) -> list[str]:
+        return [r.genre for r in self.records]
+
+
+def transfer_clips(tr: GenreTransfer, records, target_genre: str, methods=("conditional",),
+                   strength: float = 1.0, cache=None, max_seconds: float | None = None,
+                   reconstruct: bool = True) -> ClipTransfers:
+    """Transfer a few dataset clips to ``target_genre`` with each method.
+
+    Parameters
+    ----------
+    tr : GenreTransfer of the model
+    records : FileRecords (e.g. from :func:`pick_clips`); each clip's source genre is its record's
+    target_genre : a genre of the checkpoint
+    methods : any of METHODS ("shift", "conditional"); a single name is accepted
+    strength : alpha of both methods (0 = reconstruction, 1 = full transfer)
+    cache : SlicingDataLoading.AudioCache to read the clips from (default: the data folder's)
+    max_seconds : use the first seconds of each clip only (None: whole clips)
+    reconstruct : also decode each clip without a genre change (for the reconstruction error)
+
+    Returns
+    -------
+    ClipTransfers; every output has its source's sample count at ``tr.audio.sample_rate``.
+    """
+    from SlicingDataLoading import AudioCache, _roots
+    methods = [methods] if isinstance(methods, str) else list(methods)
+    if not methods:
+        raise ValueError(f"methods: give at least one of {METHODS}")
+    for m in methods:
+        if m not in METHODS:
+            raise ValueError(f"unknown method {m!r}; choose from {METHODS}")
+    records = list(records)
+    if not records:
+        raise ValueError("records: no clips to transfer")
+    tr.genre_index(target_genre)
+    for r in records:
+        tr.genre_index(r.genre)
+    if max_seconds is not None and max_seconds <= 0:
+        raise ValueError(f"max_seconds must be positive or None, got {max_seconds}")
+    sr = tr.audio.sample_rate
+    if cache is None:
+        cache = AudioCache(_roots(records[0].path.parent.parent)[0] / ".cache")
+    limit = int(max_seconds * sr) if max_seconds else None
+    sources = [np.array(cache.load(r.path, sr)[:limit], dtype=np.float32) for r in records]
+    outputs = {m: [tr.transfer_mono(a, r.genre, target_genre, m, strength)
+                   for a, r in zip(tqdm(sources, desc=f"{m} -> {target_genre}", leave=False), records)]
+               for m in methods}
+    recs = None
+    if reconstruct:     # conditional decoding at strength 0 is the plain reconstruction
+        recs = [tr.transfer_mono(a, r.genre, r.genre, "conditional", 0.0) for a, r in zip(sources, records)]
+    return ClipTransfers(records, target_genre, float(strength), sr, tr.audio, sources, outputs, recs,
+                         max_seconds, {"family": tr.model.family, "checkpoint_epoch": tr.state.get("epoch")})
+
+
+def score_clips(clips: ClipTransfers, judge, reference_records=None, cache=None) -> dict:
+    """Score :func:`transfer_clips` output with the project's yardstick (evaluation.py).
+
+    Parameters
+    ----------
+    clips : ClipTransfers
+    judge : a fitted evaluation.GenreJudge
+    reference_records : FileRecords of every rendering (synthetic set: all splits) for content
+        retrieval; ignored (no retrieval) when the clips or these records carry no content ids
+    cache : AudioCache to read the reference clips from (default: the data folder's)
+
+    The judge and the chroma measures see the clips resampled to the judge's rate (as in
+    :func:`evaluate_model`); the reconstruction error is measured at the model's rate.
+
+    Returns
+    -------
+    dict shaped like metrics.json (:func:`evaluation.summary_table` prints it): "model",
+    "judge", "transfer" {method: [{"strength", "success", "target_prob",
+    "content_chroma_corr", "content_retrieval", ...}]}, "baselines" {"identity"},
+    "reconstruction" (or None), "clips" (names and target).
+    """
+    import evaluation as ev
+    from SlicingDataLoading import AudioCache, _roots
+    if getattr(judge, "sr", None) is None:
+        raise ValueError("judge is not fitted: fit it (demo.train_judge) or load it (GenreJudge.from_file)")
+    sr = judge.sr
+    sources = [resample(a, clips.sr, sr) for a in clips.sources]
+    targets = [clips.target_genre] * len(sources)
+    content_ids = [r.content_id for r in clips.records]
+    reference = None
+    refs = [r for r in (reference_records or []) if r.genre == clips.target_genre and r.content_id is not None]
+    if refs and all(c is not None for c in content_ids):
+        if cache is None:
+            cache = AudioCache(_roots(refs[0].path.parent.parent)[0] / ".cache")
+        limit = int(clips.max_seconds * sr) if clips.max_seconds else None
+        reference = ev.ChromaReference.from_audio(
+            {(r.content_id, r.genre): np.array(cache.load(r.path, sr)[:limit], np.float32) for r in refs}, sr)
+    else:
+        content_ids = None
+    common = dict(judge=judge, sources=sources, source_genres=clips.source_genres,
+                  target_genres=targets, sr=sr, content_ids=content_ids, reference=reference)
+    transfer = {m: [{"strength": clips.strength,
+                     **ev.evaluate_transfer(outputs=[resample(o, clips.sr, sr) for o in outs], **common)}]
+                for m, outs in clips.outputs.items()}
+    recon = None
+    if clips.reconstructions is not None:
+        recon = ev.mean_reconstruction(zip(clips.sources, clips.reconstructions), clips.audio, trim=True)
+    return {"model": {"name": f"{clips.info.get('family', '?')} VAE", **clips.info},
+            "judge": judge.info(), "transfer": transfer,
+            "baselines": {"identity": ev.evaluate_transfer(outputs=sources, **common)},
+            "reconstruction": recon,
+            "clips": {"files": [r.name for r in clips.records], "target_genre": clips.target_genre}}
+
+
+def clips_figure(clips: ClipTransfers, png) -> Path:
+    """One grid of log-mels: a row per clip, the original then each method's transfer.
+
+    Parameters
+    ----------
+    clips : ClipTransfers
+    png : output path (parent folders are created)
+
+    Returns
+    -------
+    Path of the PNG
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from audio_io import plot_mel
+    from prepare_data import mel_db
+    methods = list(clips.outputs)
+    cols, rows = 1 + len(methods), len(clips.sources)
+    fig = Figure(figsize=(4.2 * cols, 2.3 * rows + 0.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False, sharex="row")
+    for i, (rec, src) in enumerate(zip(clips.records, clips.sources)):
+        panels = [(src, f"{rec.name} ({rec.genre})")]
+        panels += [(clips.outputs[m][i], f"{m} -> {clips.target_genre}") for m in methods]
+        for j, (audio, title) in enumerate(panels):
+            db = mel_db(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)), clips.audio)
+            plot_mel(axes[i, j], db.numpy(), clips.audio, title, kind="db", colorbar=j == cols - 1)
+            if j:
+                axes[i, j].set_ylabel("")
+    fig.suptitle(f"original vs transferred (strength {clips.strength:g})")
+    png = Path(png)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=80)
+    return png
+
+
+def save_clips(clips: ClipTransfers, out_dir) -> list[Path]:
+    """Write every transfer as a WAV under ``out_dir`` and list it in ``out_dir/manifest.csv``.
+
+    File names follow :meth:`GenreTransfer.transfer_file`
+    (``<clip>__<source>_to_<target>__<method>_<strength>.wav``); a re-run overwrites its
+    WAVs and replaces their manifest rows instead of adding duplicates.
+
+    Returns
+    -------
+    the WAV paths, method by method, clip by clip
+    """
+    from audio_io import save_wav
+    out_dir = Path(out_dir)
+    written, rows = [], []
+    for method, outs in clips.outputs.items():
+        for rec, audio in zip(clips.records, outs):
+            stem = f"{rec.name}__{rec.genre}_to_{clips.target_genre}__{method}_{clips.strength:g}"
+            written.append(save_wav(out_dir / f"{stem}.wav", audio, clips.sr))
+            rows.append({"source_file": str(rec.path), "source_genre": rec.genre,
+                         "target_genre": clips.target_genre, "method": method,
+                         "strength": clips.strength, "output_file": written[-1].name})
+    manifest = out_dir / "manifest.csv"
+    names = {r["output_file"] for r in rows}
+    kept = []
+    if manifest.exists():
+        with open(manifest, newline="") as f:
+            kept = [r for r in csv.DictReader(f) if r.get("output_file") not in names]
+        manifest.unlink()
+    for row in kept + rows:
+        append_manifest(manifest, row)
+    return written
+
+
+if __name__ == "__main__":
+    main()
