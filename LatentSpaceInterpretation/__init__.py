@@ -1,0 +1,1 @@
+"""Latent-space interpretation of the genre-transfer VAEs (see ``latent_space``)."""
