@@ -75,7 +75,7 @@ class TrainConfig:
 
 TRAIN_PRESETS = {
     "full": {},
-    "demo": dict(epochs=30, batch_size=16, lr=1e-3, warmup_steps=50, beta_max=0.05,
+    "demo": dict(epochs=20, batch_size=16, lr=1e-3, warmup_steps=50, beta_max=0.05,
                  beta_warmup_steps=400, free_bits=0.02, adv_weight=0.3),
     "tiny": dict(epochs=2, batch_size=4, lr=1e-3, warmup_steps=1, beta_warmup_steps=4, beta_max=0.1),
 }
