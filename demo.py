@@ -63,7 +63,7 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default="audio_results")
     p.add_argument("--logs", default="vae_logs")
     p.add_argument("--model", choices=["mel", "wave"], action="append",
-                   help="model families to train (repeatable; default: mel)")
+                   help="model families to train (repeatable; default: both, mel then wave)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--per-genre", type=int, default=30, help="synthetic contents (clips per genre)")
     p.add_argument("--duration", type=float, default=10.0, help="synthetic clip length in seconds")
@@ -71,7 +71,7 @@ def main(argv=None) -> dict:
                    help="trainer overrides, e.g. train.adv_weight=1.0 model.latent_dim=8")
     p.add_argument("--quick", action="store_true", help="tiny data, tiny model, two epochs (tests)")
     args = p.parse_args(argv)
-    families = args.model or ["mel"]
+    families = args.model or ["mel", "wave"]
     t0 = time.time()
     out, logs = Path(args.out), Path(args.logs)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,200 @@
+"""Waveform VAE: shapes for any length, derived hop, real receptive fields, a causal WaveNet,
+genre conditioning, bounded KL, a loss that trains, and the trainer -> transfer round trip."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import audio_resnet_encoder_wavenet_decoder as wave
+import trainer
+from prepare_data import override
+
+
+def _tiny(**changes):
+    audio = wave.audio_config("tiny")
+    return wave.CVAE(wave.wave_config("tiny", audio, **changes), audio), audio
+
+
+def _tones(batch: int, samples: int, sr: int) -> torch.Tensor:
+    """Decaying harmonic notes plus a little noise: a fixed, audio-like batch."""
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(samples) / sr
+    f0 = 110.0 * 2 ** (torch.randint(0, 24, (batch, 1), generator=g) / 12)
+    notes = sum(torch.sin(2 * math.pi * k * f0 * t) / k for k in (1, 2, 3))
+    env = torch.exp(-3.0 * (t % 0.25))
+    return 0.3 * notes * env + 0.01 * torch.randn(batch, samples, generator=g)
+
+
+@pytest.mark.parametrize("frames", [1, 7, 64, 100])
+def test_shapes_for_any_segment_length(frames):
+    torch.manual_seed(0)
+    model, _ = _tiny()
+    hop = model.cfg.hop_length
+    wave_in = torch.randn(2, frames * hop + 5) * 0.1          # 5 extra samples are cropped
+    x = model.prepare(wave_in)
+    assert x.shape == (2, 1, frames * hop)
+    out = model(x, torch.tensor([0, 9]))
+    assert out["mu"].shape == out["logvar"].shape == out["z"].shape == (2, model.cfg.latent_dim, frames)
+    assert out["recon"].shape == out["target"].shape == (2, frames * hop)
+    assert out["adv_logits"].shape == (2, model.cfg.n_genres)
+    assert torch.isfinite(out["recon"]).all()
+
+
+def test_hop_is_derived_from_the_strides_and_bad_configs_are_named():
+    audio = wave.audio_config("tiny")
+    cfg = wave.wave_config("tiny", audio, strides=(2, 3, 5), channels=(4, 8, 8, 8))
+    assert cfg.hop_length == 30
+    model = wave.CVAE(cfg, audio).eval()
+    assert model.encode(model.prepare(torch.randn(1, 300)))[1].shape[-1] == 10
+    assert model.decode(torch.randn(1, cfg.latent_dim, 10), torch.tensor([1])).shape == (1, 300)
+    with pytest.raises(KeyError, match="huge"):
+        wave.wave_config("huge", audio)
+    with pytest.raises(KeyError, match="stride"):
+        wave.wave_config("tiny", audio, stride=(2,))
+    with pytest.raises(ValueError, match="segment_samples=40"):
+        wave.wave_config("tiny", override(audio, segment_seconds=40 / audio.sample_rate))
+    with pytest.raises(ValueError, match="channels"):
+        wave.wave_config("tiny", audio, strides=(2, 2))
+    with pytest.raises(ValueError, match="shorter than one latent frame"):
+        wave.CVAE(wave.wave_config("tiny", audio), audio).prepare(torch.randn(1, 10))
+
+
+def test_a_latent_frame_sees_more_than_its_own_hop():
+    torch.manual_seed(0)
+    model, _ = _tiny()
+    hop, frames = model.cfg.hop_length, 40
+    x = (torch.randn(1, 1, frames * hop) * 0.1).requires_grad_(True)
+    _, mu, _ = model.encode(x)
+    k = frames // 2
+    mu[0, :, k].sum().backward()
+    seen = torch.nonzero(x.grad[0, 0].abs() > 0).squeeze(1)
+    span = int(seen.max() - seen.min() + 1)
+    assert span > 4 * hop                                     # far beyond its own hop ...
+    assert span <= model.cfg.encoder_receptive_field          # ... and within the computed field
+    assert seen.min() < k * hop and seen.max() >= (k + 1) * hop
+
+
+def test_wavenet_stack_is_causal_in_the_upsampled_latent():
+    torch.manual_seed(0)
+    model, _ = _tiny()
+    dec = model.decoder.eval()
+    genre = model.genre_embedding(torch.tensor([3]))
+    cond = torch.randn(1, model.cfg.channels[0], 500)
+    t0 = 300
+    later = cond.clone()
+    later[..., t0 + 1:] += torch.randn_like(later[..., t0 + 1:])
+    a, b = dec.wavenet(cond, genre), dec.wavenet(later, genre)
+    assert torch.equal(a[:, :t0 + 1], b[:, :t0 + 1])          # the past is untouched ...
+    assert (a[:, t0 + 1:] - b[:, t0 + 1:]).abs().max() > 1e-4   # ... the future changes
+    earlier = cond.clone()
+    earlier[..., t0] += 1.0                                   # reach: wavenet_receptive_field
+    c = dec.wavenet(earlier, genre)
+    field = model.cfg.wavenet_receptive_field
+    assert torch.equal(a[:, :t0], c[:, :t0])
+    assert torch.equal(a[:, t0 + field:], c[:, t0 + field:])
+    assert (a[:, t0] - c[:, t0]).abs() > 0
+
+
+def test_genre_conditioning_changes_the_output_and_is_required():
+    torch.manual_seed(0)
+    model, _ = _tiny()
+    model.eval()
+    z = torch.randn(2, model.cfg.latent_dim, 16)
+    a = model.decode(z, torch.tensor([0, 0]))
+    b = model.decode(z, torch.tensor([5, 5]))
+    assert (a - b).abs().max() > 1e-4
+    emb = model.genre_embedding(torch.tensor([0, 0]))
+    assert torch.equal(model.decode(z, genre_emb=emb), a)
+    with pytest.raises(ValueError, match="genre-conditional"):
+        model.decode(z)
+    with pytest.raises(ValueError, match="expected \\(2, 8\\)"):
+        model.decode(z, genre_emb=torch.zeros(2, 3))
+    plain, _ = _tiny(conditional=False, adversary=False)
+    assert plain.decode(z).shape == (2, 16 * plain.cfg.hop_length)
+    assert "adv_logits" not in plain(plain.prepare(torch.randn(1, 640)), torch.tensor([0]))
+
+
+def test_full_preset_size_does_not_grow_with_the_segment():
+    counts = []
+    for seconds in (5.0, 30.0):
+        audio = wave.audio_config("full", segment_seconds=seconds)
+        counts.append(sum(p.numel() for p in wave.CVAE(wave.wave_config("full", audio), audio).parameters()))
+    assert counts[0] == counts[1] <= 20_000_000
+    cfg = wave.wave_config("full", wave.audio_config("full"))
+    assert cfg.sample_rate == 22050 and cfg.hop_length == 512
+    assert cfg.encoder_receptive_field > 10 * cfg.hop_length
+
+
+def test_kl_stays_bounded_after_optimizer_steps():
+    torch.manual_seed(0)
+    model, audio = _tiny()
+    cfg = override(trainer.TrainConfig(), **wave.TRAIN_PRESETS["tiny"])
+    loss_fn = wave.WaveformLoss(cfg, audio)
+    x = model.prepare(_tones(4, audio.segment_samples, audio.sample_rate))
+    genre = torch.tensor([0, 1, 2, 3])
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)     # a large step, on purpose
+    kls = []
+    for _ in range(5):
+        opt.zero_grad()
+        terms = loss_fn(model(x, genre), genre, beta=0.1)
+        terms["total"].backward()
+        opt.step()
+        kls.append(float(terms["kl_raw"].detach()))
+    assert all(math.isfinite(k) for k in kls)
+    assert max(kls) < 5.0, kls
+    assert model.encode(x)[2].abs().max() <= model.cfg.logvar_bound
+
+
+def test_loss_terms_are_named_and_training_lowers_the_reconstruction():
+    torch.manual_seed(0)
+    model, audio = _tiny()
+    cfg = override(trainer.TrainConfig(), **wave.TRAIN_PRESETS["tiny"])
+    loss_fn = wave.WaveformLoss(cfg, audio)
+    x = model.prepare(_tones(4, audio.segment_samples, audio.sample_rate))
+    genre = torch.tensor([0, 1, 2, 3])
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    recon = []
+    for _ in range(12):
+        opt.zero_grad()
+        terms = loss_fn(model(x, genre), genre, beta=0.01)
+        terms["total"].backward()
+        opt.step()
+        recon.append(float(terms["recon"].detach()))
+    assert {"sc", "log_mag", "mel", "kl_low", "kl_high", "kl", "kl_raw", "adv", "recon", "elbo",
+            "total", "beta"} <= set(terms)
+    assert all(torch.isfinite(v).all() for v in terms.values())
+    weighted = sum(w * terms[k] for k, w in wave.WaveformLoss.WEIGHTS.items())
+    assert torch.allclose(terms["recon"], weighted)
+    assert recon[-1] < 0.65 * recon[0], recon
+
+
+def test_train_with_the_trainer_then_transfer_both_ways(synthetic_root, tmp_path):
+    from transfer import GenreTransfer
+    out = tmp_path / "wave_run"
+    best = trainer.main(["--data", str(synthetic_root), "--model", "wave", "--preset", "tiny",
+                         "--out", str(out), "--epochs", "2"])
+    assert best.is_file()
+    state = torch.load(best, weights_only=True)
+    assert state["family"] == "wave"
+    assert tuple(state["model"]["strides"]) == wave.WAVE_PRESETS["tiny"]["strides"]
+    tr = GenreTransfer.from_checkpoint(best)
+    assert tr.model.family == "wave" and tr.genre_means.shape == (10, tr.model.cfg.latent_dim)
+    sr = tr.audio.sample_rate
+    clip = _tones(1, 4 * sr, sr)[0].numpy()
+    for method in ("shift", "conditional"):
+        y = tr.transfer_mono(clip, "blues", "metal", method=method)
+        assert y.shape == clip.shape
+        assert np.isfinite(y).all()
+        assert np.sqrt(np.mean(y ** 2)) > 1e-4
+    # A mel checkpoint is not a waveform model, however it is asked for.
+    mel_run = tmp_path / "mel_run"
+    mel_best = trainer.main(["--data", str(synthetic_root), "--model", "mel", "--preset", "tiny",
+                             "--out", str(mel_run), "--epochs", "1", "--smoke-test"])
+    with pytest.raises(ValueError, match="not a 'wave' model"):
+        trainer.load_model(mel_best, family="wave")
+    forged = torch.load(mel_best, weights_only=True)
+    forged["family"] = "wave"
+    torch.save(forged, tmp_path / "forged.pt")
+    with pytest.raises(KeyError, match="WaveVAEConfig"):
+        trainer.load_model(tmp_path / "forged.pt", family="wave")
