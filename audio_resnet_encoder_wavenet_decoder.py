@@ -155,7 +155,7 @@ TRAIN_PRESETS = {
     # Batch 8, not 16: 20 WaveNet layers keep audio-rate activations (memory not yet measured on a GPU).
     "full": dict(batch_size=8, lr=3e-4, beta_max=0.05, beta_warmup_steps=5000, free_bits=0.02,
                  adv_weight=0.3),
-    "demo": dict(epochs=6, batch_size=8, lr=1e-3, warmup_steps=20, beta_max=0.05,
+    "demo": dict(epochs=3, batch_size=8, lr=1e-3, warmup_steps=20, beta_max=0.05,
                  beta_warmup_steps=300, free_bits=0.02, adv_weight=0.3),
     "tiny": dict(epochs=2, batch_size=4, lr=1e-3, warmup_steps=1, beta_warmup_steps=4, beta_max=0.1),
 }
