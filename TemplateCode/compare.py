@@ -1,6 +1,6 @@
 """The comparison runner: every variant, the same budget, data and split, one table.
 
-    python -m TemplateCode.compare --suite all --budget demo          # both suites, ~20 min on 2 CPU cores
+    python -m TemplateCode.compare --suite all --budget demo          # both suites, about 15 min on 2 CPU cores
     python -m AudioExperiment.compare --budget demo                    # the waveform suite only
     python -m ImageExperiment.compare --budget demo --sweep "depth=2,3 width=8,16"
     python -m TemplateCode.compare --suite image --budget smoke --data /tmp/syn --out /tmp/cmp   # seconds
@@ -85,9 +85,9 @@ BUDGETS = {
     "smoke": Budget("smoke", "tiny", epochs=1, steps_per_epoch=1, val_batches=1, smoke_test=True,
                     eval_clips=2, eval_seconds=1.5, judge_seconds=2.0,
                     sweep="depth=2 width=4 latent_dim=8 beta=0.02,0.2", per_genre=3, duration=4.0),
-    # 2 CPU cores, every variant of both suites (16 sweep points included) in about 20 minutes.
+    # 2 CPU cores: every variant of both suites, 16 sweep points included, in about 15 minutes.
     "demo": Budget("demo", "demo", epochs=2, steps_per_epoch=12, val_batches=3, smoke_test=False,
-                   eval_clips=4, eval_seconds=3.0, judge_seconds=10.0,
+                   eval_clips=6, eval_seconds=3.0, judge_seconds=10.0,
                    sweep="depth=2,3 width=8,16 latent_dim=16,32 beta=0.02,0.2"),
     # A GPU: full-size models on the whole split.
     "full": Budget("full", "full", epochs=30, steps_per_epoch=None, val_batches=None, smoke_test=False,
@@ -335,7 +335,7 @@ class Comparison:
     # ---- one variant
     def run_variant(self, variant: Variant) -> dict:
         """Train, reload, score and plot one variant; return (and keep) its table row."""
-        from evaluation import write_metrics
+        from evaluation import to_jsonable, write_metrics
         from transfer import GenreTransfer, evaluate_model
 
         vdir = self.out / variant.name
@@ -371,7 +371,6 @@ class Comparison:
                         f"{variant.name}: latent means of the validation segments", info["genres"])
         row = make_row(variant, b, built.parameters, {"epoch": trainer.epoch, "step": trainer.step},
                        _best_log_row(vdir / "log.csv"), metrics, seconds)
-        from evaluation import to_jsonable
         row_file.write_text(json.dumps(to_jsonable(row), indent=1))
         return row
 
@@ -420,6 +419,8 @@ def main(argv=None, suites: tuple = SUITES) -> list[dict]:
     p.add_argument("--split", choices=["auto", "filtered", "random", "content"], default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fresh", action="store_true", help="retrain and re-score every variant run")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default torch's; 1 is often faster "
+                                               "on a machine shared with other jobs)")
     p.add_argument("--list", action="store_true", help="print the variants and exit")
     args = p.parse_args(argv)
     budget = BUDGETS[args.budget]
@@ -442,6 +443,8 @@ def main(argv=None, suites: tuple = SUITES) -> list[dict]:
         for v in variants:
             print(f"{v.name:<40} {v.family:<14} {v.domain:<5} {v.data:<6} {v.paper}")
         return []
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cmp = Comparison(args.data, args.out, budget, seed=args.seed, split=args.split, fresh=args.fresh,
                      cmap=args.png_cmap)
     rows = cmp.run(variants)

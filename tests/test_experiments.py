@@ -18,6 +18,16 @@ SWEEP = sweep_variants(parse_grid(SMOKE.sweep))
 VARIANTS = suite_variants("audio", "") + suite_variants("image", "") + SWEEP[:1]
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models on one thread: on a shared machine, two OpenMP threads waiting on each
+    other at every small convolution cost more than they save."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def data_root(synthetic_root, tmp_path_factory):
     """A private copy of the synthetic GTZAN (the PNG variants draw images_original into it)."""
