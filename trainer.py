@@ -93,6 +93,12 @@ def _families() -> dict:
                             loss=wave.WaveformLoss, train_presets=getattr(wave, "TRAIN_PRESETS", TRAIN_PRESETS))
     except (ImportError, AttributeError):
         pass
+    import importlib
+    for package in ("TemplateCode", "AudioExperiment", "ImageExperiment"):   # the experiment variants
+        try:
+            fams.update(importlib.import_module(package).FAMILIES)
+        except (ImportError, AttributeError):
+            pass
     return fams
 
 

@@ -419,8 +419,9 @@ def main(argv=None, suites: tuple = SUITES) -> list[dict]:
     p.add_argument("--split", choices=["auto", "filtered", "random", "content"], default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fresh", action="store_true", help="retrain and re-score every variant run")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default torch's; 1 is often faster "
-                                               "on a machine shared with other jobs)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (0: torch's default); one thread keeps the small demo models "
+                        "fast on a machine shared with other jobs")
     p.add_argument("--list", action="store_true", help="print the variants and exit")
     args = p.parse_args(argv)
     budget = BUDGETS[args.budget]
@@ -443,7 +444,7 @@ def main(argv=None, suites: tuple = SUITES) -> list[dict]:
         for v in variants:
             print(f"{v.name:<40} {v.family:<14} {v.domain:<5} {v.data:<6} {v.paper}")
         return []
-    if args.threads:
+    if args.threads > 0:
         torch.set_num_threads(args.threads)
     cmp = Comparison(args.data, args.out, budget, seed=args.seed, split=args.split, fresh=args.fresh,
                      cmap=args.png_cmap)

@@ -18,14 +18,18 @@ SWEEP = sweep_variants(parse_grid(SMOKE.sweep))
 VARIANTS = suite_variants("audio", "") + suite_variants("image", "") + SWEEP[:1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models on one thread: on a shared machine, two OpenMP threads waiting on each
-    other at every small convolution cost more than they save."""
-    before = torch.get_num_threads()
+_THREADS = []
+
+
+def setup_module():
+    # Tiny models on one thread: on a shared machine two OpenMP threads waiting on each
+    # other at every small convolution cost more than they save.
+    _THREADS.append(torch.get_num_threads())
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+
+
+def teardown_module():
+    torch.set_num_threads(_THREADS.pop())
 
 
 @pytest.fixture(scope="module")
