@@ -82,6 +82,8 @@ TRAIN_PRESETS = {
 
 
 # --------------------------------------------------------------------------- families
+EXPERIMENT_PACKAGES = ("TemplateCode", "AudioExperiment", "ImageExperiment")   # each exports FAMILIES
+
 def _families() -> dict:
     """name -> {config: builder(preset, audio, **changes), config_cls, model: class(cfg, audio), loss: class(train_cfg, audio)}."""
     import model as mel
@@ -94,11 +96,12 @@ def _families() -> dict:
     except (ImportError, AttributeError):
         pass
     import importlib
-    for package in ("TemplateCode", "AudioExperiment", "ImageExperiment"):   # the experiment variants
+    for package in EXPERIMENT_PACKAGES:                 # the templates' and experiments' families
         try:
             fams.update(importlib.import_module(package).FAMILIES)
-        except (ImportError, AttributeError):
-            pass
+        except ModuleNotFoundError as exc:              # a trimmed checkout without the folder
+            if exc.name != package:
+                raise
     return fams
 
 

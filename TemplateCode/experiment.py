@@ -5,8 +5,8 @@ A *variant* is one row of the comparison table: a model family (a config class, 
 config builder, a model class and a loss, the same record :func:`trainer._families`
 holds), the config overrides that make it this variant, and the data it reads. The
 experiment packages list their variants (``VARIANTS``) and families (``FAMILIES``);
-:func:`all_families` merges them with the trainer's own, so every checkpoint a
-comparison writes rebuilds from the file alone with :func:`load_experiment`.
+:func:`trainer._families` merges them with the trainer's own, so every checkpoint a
+comparison writes rebuilds from the file alone with :func:`trainer.load_model`.
 
 Public API
 ----------
@@ -15,14 +15,13 @@ GenreInput                   the genre as an encoder input (Sohn et al. 2015), "
 SeesGenre                    mixin: encode(x, genre=None) and forward(x, genre) through GenreInput
 build(variant, size)         configs, model and loss of a variant; make_trainer(...) its trainer
 template_families()          the template models as registry entries
-all_families()               trainer's families + TemplateCode + AudioExperiment + ImageExperiment
-load_experiment(path)        checkpoint -> (model in eval mode, checkpoint dict), any family above
+family(name)                 a registry entry of trainer._families (templates and experiments included)
+load_experiment(path)        checkpoint -> (model in eval mode, checkpoint dict): trainer.load_model
 baselines(domain)            the template and the project's own model of a domain, as variants
 preset_config(cls, ...)      a config dataclass from a preset table, overrides checked, validated
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 
 import torch
@@ -30,8 +29,6 @@ import torch.nn as nn
 
 from model import GenreFiLM
 from prepare_data import AudioConfig, config_from_dict
-
-FAMILY_PACKAGES = ("TemplateCode", "AudioExperiment", "ImageExperiment")   # each has FAMILIES
 
 
 @dataclass(frozen=True)
@@ -41,7 +38,7 @@ class Variant:
     Attributes
     ----------
     name : row name and output folder (letters, digits, ``_``, ``-``, ``.``)
-    family : key of :func:`all_families` (stored as the checkpoint's ``family``)
+    family : key of :func:`trainer._families` (stored as the checkpoint's ``family``)
     domain : "wave" (model reads waveforms) or "mel" (model reads log-mel images): picks the
         AudioConfig, and so the data, shared by every variant of the domain
     description, paper : for the README and the table
@@ -148,37 +145,27 @@ def template_families() -> dict:
     }
 
 
-def all_families() -> dict:
-    """Every model family: the trainer's ("mel", "wave"), the templates' and the experiments'."""
+def family(name: str) -> dict:
+    """The registry entry of family ``name`` (KeyError naming the known ones).
+
+    The registry is :func:`trainer._families`, which merges the packages' ``FAMILIES``.
+    """
     import trainer
     fams = trainer._families()
-    for package in FAMILY_PACKAGES:
-        fams.update(importlib.import_module(package).FAMILIES)
-    return fams
-
-
-def family(name: str) -> dict:
-    """The registry entry of family ``name`` (KeyError naming the known ones)."""
-    fams = all_families()
     if name not in fams:
         raise KeyError(f"unknown model family {name!r}; known: {sorted(fams)}")
     return fams[name]
 
 
 def load_experiment(path, device="cpu"):
-    """Rebuild any family's model from a checkpoint alone.
+    """Rebuild any family's model from a checkpoint alone: :func:`trainer.load_model`.
 
     Returns
     -------
-    (model in eval mode on ``device``, checkpoint dict), as :func:`trainer.load_model`.
+    (model in eval mode on ``device``, checkpoint dict)
     """
-    from trainer import load_checkpoint
-    state = load_checkpoint(path)
-    fam = family(state["family"])
-    cfg = config_from_dict(fam["config_cls"], state["model"])
-    model = fam["model"](cfg, AudioConfig.from_dict(state["audio"]))
-    model.load_state_dict(state["weights"])
-    return model.to(device).eval(), state
+    import trainer
+    return trainer.load_model(path, device)
 
 
 BASELINES = {   # domain -> (name, family, description, paper) of the rows every suite starts with
