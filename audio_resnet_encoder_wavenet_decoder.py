@@ -33,12 +33,10 @@ Decoder                  latent [B, D, T / hop] (+ genre embedding) -> audio [B,
 CVAE                     encoder + bottleneck + decoder + adversary; family "wave"
 WaveformLoss             multi-resolution STFT + log-mel L1 + beta x KL (+ adversary), named terms
 receptive_field(layers)  samples seen by a chain of (kernel, dilation, stride) layers
-benchmark_decode(preset, seconds, threads) -> dict   decode real-time factor on this machine
 """
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import torch
@@ -162,7 +160,7 @@ TRAIN_PRESETS = {
 
 
 def audio_config(preset: str, **changes) -> AudioConfig:
-    """The AudioConfig the waveform VAE's ``preset`` trains with (as the trainer builds it)."""
+    """The AudioConfig the waveform VAE's ``preset`` trains with (the trainer calls this)."""
     if preset not in AUDIO_PRESETS:
         raise KeyError(f"unknown waveform VAE preset {preset!r}; choose from {sorted(AUDIO_PRESETS)}")
     base = AudioConfig.preset("full" if preset == "full" else "demo")
@@ -515,63 +513,3 @@ class WaveformLoss(nn.Module):
         terms.update(kl_terms(out["mu"], out["logvar"], self.cfg))
         terms["recon"] = sum(w * terms[k] for k, w in self.WEIGHTS.items())
         return _finish(terms, out, genre, beta, self.cfg)
-
-
-# --------------------------------------------------------------------------- benchmark
-@torch.no_grad()
-def benchmark_decode(preset: str = "demo", seconds: float = 30.0, threads: int = 2, repeats: int = 2) -> dict:
-    """Decode time of ``seconds`` of audio on the CPU with ``threads`` threads.
-
-    Two ways are timed, each the best of ``repeats`` runs after one warm-up: the whole
-    clip's latent in one call, and the windows that transfer.GenreTransfer decodes (one
-    training segment each, 50 % overlap, so about twice the audio). Wall-clock time is
-    what a user waits; on a shared machine it includes waiting for the cores, so the
-    process's CPU time is reported too (CPU seconds / threads is the wall time an idle
-    machine would need).
-
-    Returns
-    -------
-    dict: preset, seconds (audio), threads, sample_rate, hop_length, parameters,
-    decode_s, decode_cpu_s, rtf (= decode_s / seconds), rtf_cpu (= decode_cpu_s / threads /
-    seconds), windows, windowed_decode_s, windowed_rtf, load_average (1 min, at the end)
-    """
-    import os
-
-    from transfer import window_starts
-    audio = audio_config(preset)
-    cfg = wave_config(preset, audio)
-    torch.manual_seed(0)
-    model = CVAE(cfg, audio).eval()
-    hop = cfg.hop_length
-    frames = max(1, int(round(seconds * audio.sample_rate)) // hop)
-    size = audio.segment_samples - audio.segment_samples % hop
-    starts = window_starts(frames * hop, size, size // 2)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        def best(z):
-            genre = torch.zeros(z.shape[0], dtype=torch.long)
-            model.decode(z[..., :2], genre)                                 # warm-up
-            runs = []
-            for _ in range(repeats):
-                wall, cpu = time.perf_counter(), time.process_time()
-                model.decode(z, genre)
-                runs.append((time.perf_counter() - wall, time.process_time() - cpu))
-            return min(runs)
-        one, one_cpu = best(torch.randn(1, cfg.latent_dim, frames))
-        windowed, _ = best(torch.randn(len(starts), cfg.latent_dim, size // hop))
-    finally:
-        torch.set_num_threads(previous)
-    audio_s = frames * hop / audio.sample_rate
-    return {"preset": preset, "seconds": audio_s, "threads": threads, "sample_rate": audio.sample_rate,
-            "hop_length": hop, "parameters": sum(p.numel() for p in model.parameters()),
-            "decode_s": one, "decode_cpu_s": one_cpu, "rtf": one / audio_s,
-            "rtf_cpu": one_cpu / threads / audio_s, "windows": len(starts),
-            "windowed_decode_s": windowed, "windowed_rtf": windowed / audio_s,
-            "load_average": os.getloadavg()[0]}
-
-
-if __name__ == "__main__":
-    import json
-    import sys
-    print(json.dumps(benchmark_decode(*(sys.argv[1:2] or ["demo"])), indent=2))

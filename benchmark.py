@@ -113,8 +113,7 @@ def _train_one(family: str, preset: str, style: str, device: str, steps: int, ba
     import gc
     import resource
     import trainer
-    args = trainer.build_parser().parse_args(["--model", family, "--preset", preset])
-    audio, model_cfg, train_cfg = trainer.configs_from_args(args)
+    audio, model_cfg, train_cfg = trainer.configs_for(family, preset)
     torch.manual_seed(0)
     model = trainer.build_model(family, model_cfg, audio).to(device)
     ours, cuda = style == "ours", device == "cuda"
@@ -289,8 +288,7 @@ def bench_decode(families=("mel", "wave"), preset: str = "demo", seconds: float 
         for family in families:
             if family not in trainer._families():
                 continue
-            audio, model_cfg, _ = trainer.configs_from_args(
-                trainer.build_parser().parse_args(["--model", family, "--preset", preset]))
+            audio, model_cfg, _ = trainer.configs_for(family, preset)
             torch.manual_seed(0)
             model = trainer.build_model(family, model_cfg, audio).eval()
             tr = GenreTransfer(model, {"genres": GENRES, "genre_means": torch.zeros(0)})

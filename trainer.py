@@ -85,14 +85,15 @@ TRAIN_PRESETS = {
 EXPERIMENT_PACKAGES = ("TemplateCode", "AudioExperiment", "ImageExperiment")   # each exports FAMILIES
 
 def _families() -> dict:
-    """name -> {config: builder(preset, audio, **changes), config_cls, model: class(cfg, audio), loss: class(train_cfg, audio)}."""
+    """name -> {config: builder(preset, audio, **changes), config_cls, model: class(cfg, audio),
+    loss: class(train_cfg, audio)}, optionally train_presets and audio: builder(preset, **changes)."""
     import model as mel
     fams = {"mel": dict(config=mel.mel_config, config_cls=mel.MelVAEConfig, model=mel.MelVAE,
                         loss=EfficientLoss)}
     try:
         import audio_resnet_encoder_wavenet_decoder as wave
         fams["wave"] = dict(config=wave.wave_config, config_cls=wave.WaveVAEConfig, model=wave.CVAE,
-                            loss=wave.WaveformLoss, train_presets=getattr(wave, "TRAIN_PRESETS", TRAIN_PRESETS))
+                            loss=wave.WaveformLoss, train_presets=wave.TRAIN_PRESETS, audio=wave.audio_config)
     except (ImportError, AttributeError):
         pass
     import importlib
@@ -569,11 +570,10 @@ def configs_from_args(args) -> tuple[AudioConfig, object, TrainConfig]:
             raise SystemExit(f"--set key {k!r} must start with audio., model. or train.")
         scoped[scope][key] = v
     fam = fams[args.model]
-    audio_preset = getattr(__import__("audio_resnet_encoder_wavenet_decoder"), "AUDIO_PRESETS", {}) \
-        if args.model == "wave" else {}
-    base = "full" if args.preset == "full" else "demo"
-    audio = override(AudioConfig.preset(base), **audio_preset.get(args.preset, {}))
-    audio = override(audio, **scoped["audio"])
+    if "audio" in fam:                                  # a family with its own audio presets
+        audio = fam["audio"](args.preset, **scoped["audio"])
+    else:
+        audio = AudioConfig.preset("full" if args.preset == "full" else "demo", **scoped["audio"])
     model_cfg = fam["config"](args.preset, audio, **scoped["model"])
     presets = fam.get("train_presets", TRAIN_PRESETS)        # a family may tune its own optimisation
     if args.preset not in presets:
@@ -587,6 +587,11 @@ def configs_from_args(args) -> tuple[AudioConfig, object, TrainConfig]:
     if args.smoke_test:
         train = override(train, smoke_test=True)
     return audio, model_cfg, train
+
+
+def configs_for(family: str, preset: str, *extra: str) -> tuple[AudioConfig, object, TrainConfig]:
+    """The configs ``python trainer.py --model FAMILY --preset PRESET [extra...]`` would train with."""
+    return configs_from_args(build_parser().parse_args(["--model", family, "--preset", preset, *extra]))
 
 
 def ensure_data(data: str, per_genre: int, duration: float, sr: int) -> Path:
