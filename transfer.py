@@ -215,20 +215,27 @@ class GenreTransfer:
         return out, rec
 
     @torch.no_grad()
-    def encode_clip(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior of each window of mono audio [T]: time-averaged (mu, logvar), each [W, D]."""
+    def encode_clip(self, audio: np.ndarray, partial: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior of each window of mono audio [T]: time-averaged (mu, logvar), each [W, D].
+
+        Windows are one training segment each, back to back. ``partial=False`` leaves out a
+        last window that would be mostly padding (a clip shorter than one window keeps it).
+        """
+        def whole(starts: list, size: int, total: int) -> list:
+            return starts[:-1] if not partial and len(starts) > 1 and starts[-1] + size > total else starts
+
         wave = torch.as_tensor(np.asarray(audio, dtype=np.float32), device=self.device)
         if self.model.family == "mel":
             from prepare_data import enhanced_audio_to_mel, fit_frames
             cfg = self.audio
             mel = enhanced_audio_to_mel(wave, cfg, fit=False)[0]
             size = min(cfg.natural_frames, cfg.frames)
-            starts = window_starts(mel.shape[-1], size, size)
+            starts = whole(window_starts(mel.shape[-1], size, size), size, mel.shape[-1])
             padded = fit_frames(mel, starts[-1] + size)
             x = torch.stack([fit_frames(padded[..., s:s + size], cfg.frames) for s in starts])
         else:
             size = self.audio.segment_samples - self.audio.segment_samples % self.model.cfg.hop_length
-            starts = window_starts(wave.shape[-1], size, size)
+            starts = whole(window_starts(wave.shape[-1], size, size), size, wave.shape[-1])
             padded = torch.nn.functional.pad(wave, (0, max(0, starts[-1] + size - wave.shape[-1])))
             x = self.model.prepare(torch.stack([padded[s:s + size] for s in starts]))
         _, mu, logvar = self.model.encode(x)

@@ -132,20 +132,13 @@ def split_records(loader: DataLoad, split: str) -> list:
     return records
 
 
-def _windows(audio: np.ndarray, size: int) -> list:
-    """Non-overlapping chunks of ``size`` samples (the remainder is dropped; a clip shorter
-    than one chunk is one chunk)."""
-    n = len(audio) // size
-    return [audio] if n == 0 else [audio[i * size:(i + 1) * size] for i in range(n)]
-
-
 def encode_records(tr, records, cache, level: str = "window", max_seconds: float | None = None,
                    progress: bool = True) -> LatentSet:
     """Encode clips with a model of either family.
 
-    Each clip is cut into non-overlapping windows of one training segment
-    (``tr.audio.segment_samples``); each window is encoded with
-    :meth:`~transfer.GenreTransfer.encode_clip` and its mu and logvar are averaged over time.
+    Each clip is encoded with :meth:`~transfer.GenreTransfer.encode_clip` in back-to-back
+    windows of one training segment, leaving out a mostly-padding last window; each
+    window's mu and logvar are averaged over time.
     ``level="clip"`` averages a clip's windows into one row. A file that cannot be decoded
     is skipped with a warning naming it.
 
@@ -163,7 +156,7 @@ def encode_records(tr, records, cache, level: str = "window", max_seconds: float
     """
     if level not in LEVELS:
         raise ValueError(f"unknown level {level!r}; choose from {LEVELS}")
-    sr, size = tr.audio.sample_rate, tr.audio.segment_samples
+    sr = tr.audio.sample_rate
     limit = int(max_seconds * sr) if max_seconds else None
     mus, logvars, labels, clips, names = [], [], [], [], []
     for rec in tqdm(records, desc=f"encoding {level}s", unit="clip", disable=not progress, leave=False):
@@ -172,9 +165,7 @@ def encode_records(tr, records, cache, level: str = "window", max_seconds: float
         except BadAudioError as err:
             warnings.warn(f"skipped {err}", stacklevel=2)
             continue
-        rows = [tr.encode_clip(w) for w in _windows(audio, size)]
-        mu = np.stack([m[0] for m, _ in rows])                              # (W, D): first window of each chunk
-        logvar = np.stack([lv[0] for _, lv in rows])
+        mu, logvar = tr.encode_clip(audio, partial=False)                   # (W, D), whole windows only
         if level == "clip":
             mu, logvar = mu.mean(0, keepdims=True), logvar.mean(0, keepdims=True)
         mus.append(mu)
