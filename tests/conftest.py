@@ -27,3 +27,15 @@ def tiny_checkpoint(synthetic_root, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny_run")
     trainer.main(["--data", str(synthetic_root), "--preset", "tiny", "--out", str(out), "--epochs", "2"])
     return out / "best.pt"
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a test module. Tiny models and the vocoder run small ops: on a
+    busy 2-core machine two OpenMP threads spin-waiting for each other (and for other jobs)
+    run several times slower than one. The previous count is restored after the module."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

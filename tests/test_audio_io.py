@@ -50,14 +50,7 @@ def music(seed: int, seconds: float = SECONDS, sr: int = SR) -> np.ndarray:
     return (0.8 * y / np.abs(y).max()).astype(np.float32)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The vocoder's ops are small: on a busy 2-core machine, two OpenMP threads that spin-wait
-    for each other run 3-5x slower than one. Restored after this module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -12,24 +12,13 @@ from ImageExperiment import parse_grid, sweep_variants
 from TemplateCode.compare import BUDGETS, Comparison, main as compare_main, suite_variants
 from TemplateCode.experiment import GenreInput, build, load_experiment, make_trainer
 
-pytestmark = pytest.mark.filterwarnings("ignore:n_fft=.*is too large:UserWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:n_fft=.*is too large:UserWarning"),
+              pytest.mark.usefixtures("one_thread")]
 SMOKE = BUDGETS["smoke"]
 SWEEP = sweep_variants(parse_grid(SMOKE.sweep))
 VARIANTS = suite_variants("audio", "") + suite_variants("image", "") + SWEEP[:1]
 
 
-_THREADS = []
-
-
-def setup_module():
-    # Tiny models on one thread: on a shared machine two OpenMP threads waiting on each
-    # other at every small convolution cost more than they save.
-    _THREADS.append(torch.get_num_threads())
-    torch.set_num_threads(1)
-
-
-def teardown_module():
-    torch.set_num_threads(_THREADS.pop())
 
 
 @pytest.fixture(scope="module")

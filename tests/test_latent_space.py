@@ -1,6 +1,5 @@
 """Latent-space interpretation: the metrics on latents with a known answer, the notebook run
 headless on a tiny checkpoint, and the shift path raising the judge's target probability."""
-import contextlib
 import json
 import math
 import os
@@ -135,17 +134,6 @@ def test_bad_arguments_name_the_problem(tmp_path):
 
 
 # --------------------------------------------------------------------------- with a model
-@contextlib.contextmanager
-def one_thread():
-    """One torch thread: on a shared 2-core machine two threads spin against each other and
-    against other jobs (training and the vocoder run several times slower)."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -213,18 +201,17 @@ PATH_CHECKPOINT_SETTINGS = ["model.conditional=False", "model.adversary=False", 
 
 
 @pytest.fixture(scope="module")
-def genre_latent_checkpoint(synthetic_root, tmp_path_factory):
+def genre_latent_checkpoint(synthetic_root, tmp_path_factory, one_thread):
     import trainer
     out = tmp_path_factory.mktemp("genre_latent_run")
     t0 = time.time()
-    with one_thread():
-        best = trainer.main(["--data", str(synthetic_root), "--preset", "tiny", "--out", str(out),
-                             "--epochs", "15", "--set", *PATH_CHECKPOINT_SETTINGS])
+    best = trainer.main(["--data", str(synthetic_root), "--preset", "tiny", "--out", str(out),
+                         "--epochs", "15", "--set", *PATH_CHECKPOINT_SETTINGS])
     print(f"genre-latent checkpoint: {time.time() - t0:.1f} s")
     return best
 
 
-def test_shift_path_raises_the_judge_target_probability(genre_latent_checkpoint, judge_file):
+def test_shift_path_raises_the_judge_target_probability(genre_latent_checkpoint, judge_file, one_thread):
     from evaluation import GenreJudge
     from SlicingDataLoading import DataLoad
     from transfer import GenreTransfer
@@ -237,9 +224,8 @@ def test_shift_path_raises_the_judge_target_probability(genre_latent_checkpoint,
     clips = [np.array(loader.cache.load(r.path, tr.audio.sample_rate), np.float32) for r, _ in pairs]
     alphas = [0.0, 0.5, 1.0, 1.5, 2.0]
     t0 = time.time()
-    with one_thread():
-        path = ls.mean_transfer_path(tr, clips, [(r.genre, tr.genres[t]) for r, t in pairs], alphas, judge,
-                                     progress=False)
+    path = ls.mean_transfer_path(tr, clips, [(r.genre, tr.genres[t]) for r, t in pairs], alphas, judge,
+                                 progress=False)
     print(f"10 paths x 5 alphas: {time.time() - t0:.1f} s")
     mean = path["mean_target_prob"]
     print("mean p(target) by alpha:", dict(zip(alphas, np.round(mean, 4).tolist())),

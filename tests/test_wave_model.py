@@ -11,14 +11,7 @@ import trainer
 from prepare_data import override
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models on one thread: on a shared machine, two OpenMP threads waiting on each
-    other at every small convolution cost more than they save."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny(**changes):
