@@ -194,8 +194,13 @@ def bench_training(presets=("demo", "full"), families=("mel", "wave"), steps: in
     return rows
 
 
-SECTION_TITLES = {"synthetic": "Synthetic GTZAN", "vocoder": "Vocoder", "loader": "Loader",
-                  "decode": "Waveform VAE decoding", "training": "Training step"}
+SECTIONS = ("synthetic", "vocoder", "loader", "decode", "training")       # BENCHMARKS.md order
+
+
+def _table(columns: list[str], rows: list[list]) -> list[str]:
+    """A Markdown table: header, separator, one line per row."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] + \
+           ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
 
 
 def render_sections(results: dict) -> dict:
@@ -208,47 +213,44 @@ def render_sections(results: dict) -> dict:
     if "vocoder" in results:
         lines = ["## Vocoder: ours vs librosa.feature.inverse.mel_to_audio (100 Griffin-Lim iterations)", "", who, "",
                  "Same 10 s log-mel (22050 Hz, n_fft 2048, hop 512, 128 mels); spectral convergence of the "
-                 "vocoded audio against the original (lower is better).", "",
-                 "| clip | librosa s | ours s | speed-up | librosa SC | ours SC |", "|---|---|---|---|---|---|"]
-        for r in results["vocoder"]:
-            lines.append(f"| {r['clip']} | {r['librosa_s']:.2f} | {r['ours_s']:.2f} | **{r['speedup']:.1f}x** | "
-                         f"{r['librosa_sc']:.3f} | {r['ours_sc']:.3f} |")
+                 "vocoded audio against the original (lower is better).", ""]
+        lines += _table(["clip", "librosa s", "ours s", "speed-up", "librosa SC", "ours SC"],
+                        [[r["clip"], f"{r['librosa_s']:.2f}", f"{r['ours_s']:.2f}", f"**{r['speedup']:.1f}x**",
+                          f"{r['librosa_sc']:.3f}", f"{r['ours_sc']:.3f}"] for r in results["vocoder"]])
         out["vocoder"] = "\n".join(lines + [""])
     if "loader" in results:
         r = results["loader"]
         out["loader"] = "\n".join([
             "## Loader: decode-once cache vs the seed's per-segment librosa.load", "", who, "",
             f"{r['files']} WAVs of 30 s under GTZAN's file names, 5 segments of 5 s each.", "",
-            "| method | files/s | vs seed |", "|---|---|---|",
-            f"| seed: librosa.load(offset, duration) per segment | {r['seed_files_per_s']:.0f} | 1.0x |",
-            f"| ours, cold cache (decode + write) | {r['cold_files_per_s']:.0f} | {r['cold_speedup']:.1f}x |",
-            f"| ours, warm cache (memory-mapped) | {r['warm_files_per_s']:.0f} | **{r['warm_speedup']:.1f}x** |", ""])
+            *_table(["method", "files/s", "vs seed"], [
+                ["seed: librosa.load(offset, duration) per segment", f"{r['seed_files_per_s']:.0f}", "1.0x"],
+                ["ours, cold cache (decode + write)", f"{r['cold_files_per_s']:.0f}", f"{r['cold_speedup']:.1f}x"],
+                ["ours, warm cache (memory-mapped)", f"{r['warm_files_per_s']:.0f}", f"**{r['warm_speedup']:.1f}x**"]]),
+            ""])
     if "decode" in results:
         lines = ["## Decoding a 30 s clip", "", who, "",
                  "Encode + decode of 30 s of audio, 2 CPU threads. Real-time factor = compute time / audio "
-                 "duration (below 1 is faster than real time). The mel family includes the vocoder.", "",
-                 "| family | preset | seconds | real-time factor |", "|---|---|---|---|"]
-        for r in results["decode"]:
-            lines.append(f"| {r['family']} | {r['preset']} | {r['seconds']:.2f} | **{r['rtf']:.3f}** |")
+                 "duration (below 1 is faster than real time). The mel family includes the vocoder.", ""]
+        lines += _table(["family", "preset", "seconds", "real-time factor"],
+                        [[r["family"], r["preset"], f"{r['seconds']:.2f}", f"**{r['rtf']:.3f}**"]
+                         for r in results["decode"]])
         out["decode"] = "\n".join(lines + [""])
     if "training" in results:
         lines = ["## Training step: ours vs the seed-style loop", "", who, "",
                  "Seed-style: the model input computed on the CPU each batch, float32, `gc.collect()` and "
                  "`empty_cache()` every 5 batches. Ours: input computed on the device from pinned memory, "
                  "bf16 autocast and channels-last convolutions on a GPU. Peak memory: GPU allocated on a GPU, "
-                 "the process's peak resident set on a CPU.", "",
-                 "| family | preset | device | batch | params (M) | seed clips/s | ours clips/s | speed-up | "
-                 "seed peak GB | ours peak GB |", "|---|---|---|---|---|---|---|---|---|---|"]
+                 "the process's peak resident set on a CPU.", ""]
         rows = results["training"]
-        for r in rows:
-            if r["style"] != "ours":
-                continue
-            seed = next(x for x in rows if x["style"] == "seed" and x["family"] == r["family"]
-                        and x["preset"] == r["preset"])
-            lines.append(f"| {r['family']} | {r['preset']} | {r['device']} | {r['batch']} | {r['params_m']:.1f} | "
-                         f"{seed['clips_per_s']:.1f} | {r['clips_per_s']:.1f} | "
-                         f"**{r['clips_per_s'] / seed['clips_per_s']:.2f}x** | {seed['peak_mem_gb']:.2f} | "
-                         f"{r['peak_mem_gb']:.2f} |")
+        seed = {(x["family"], x["preset"]): x for x in rows if x["style"] == "seed"}
+        lines += _table(["family", "preset", "device", "batch", "params (M)", "seed clips/s", "ours clips/s",
+                         "speed-up", "seed peak GB", "ours peak GB"],
+                        [[r["family"], r["preset"], r["device"], r["batch"], f"{r['params_m']:.1f}",
+                          f"{s['clips_per_s']:.1f}", f"{r['clips_per_s']:.1f}",
+                          f"**{r['clips_per_s'] / s['clips_per_s']:.2f}x**", f"{s['peak_mem_gb']:.2f}",
+                          f"{r['peak_mem_gb']:.2f}"]
+                         for r in rows if r["style"] == "ours" for s in [seed[(r["family"], r["preset"])]]])
         if all(r["device"] == "cpu" for r in rows):
             lines += ["", "On a CPU both loops do the same arithmetic (the mel is computed on the CPU either way, "
                       "and there is no autocast or cache to flush), so the ratios sit near 1; the seed-style "
@@ -268,7 +270,7 @@ def merge_markdown(old: str, sections: dict) -> str:
     lines = ["# Benchmarks", "", "Written by `make bench` (`python benchmark.py`); `--only SECTION` reruns one "
              "section and keeps the others. Each ratio compares two methods measured in the same run on the "
              "machine named under its heading.", ""]
-    for name in SECTION_TITLES:
+    for name in SECTIONS:
         if name in kept:
             lines += [f"<!-- section:{name} -->", kept[name].rstrip("\n"), "<!-- /section -->", ""]
     return "\n".join(lines) + "<!-- extra -->" + (extra or "\n")
@@ -305,7 +307,7 @@ def bench_decode(families=("mel", "wave"), preset: str = "demo", seconds: float 
 
 
 def main(argv=None) -> dict:
-    sections = list(SECTION_TITLES)
+    sections = list(SECTIONS)
     p = argparse.ArgumentParser(description="Benchmarks; writes BENCHMARKS.md")
     p.add_argument("--only", nargs="*", choices=sections)
     p.add_argument("--files", type=int, default=1000, help="files for the loader benchmark")
