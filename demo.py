@@ -23,16 +23,16 @@ import numpy as np
 import evaluation as ev
 from prepare_data import AudioConfig
 from SlicingDataLoading import GENRES, AudioCache, BuildReport, DataLoad
+from transfer import clip_reader
 
 
 def train_judge(loader: DataLoad, sr: int, out: Path, seconds: float | None = None) -> ev.GenreJudge:
     """Fit the judge on the training split's original clips; held-out accuracy on the test split."""
     report = BuildReport()
     splits = loader.splits(report)
-    limit = int(seconds * sr) if seconds else None
-
     def clips(records):
-        return [np.array(loader.cache.load(r.path, sr)[:limit], np.float32) for r in records]
+        load = clip_reader(records, sr, loader.cache, seconds)
+        return [load(r) for r in records]
 
     judge = ev.GenreJudge(n_jobs=2).fit(clips(splits["train"]), [r.label for r in splits["train"]], sr)
     judge.evaluate(clips(splits["test"]), [r.label for r in splits["test"]], sr)

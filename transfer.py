@@ -359,6 +359,16 @@ def main(argv=None) -> list[Path]:
 
 
 # --------------------------------------------------------------------------- evaluation of a model
+def clip_reader(records, sr: int, cache=None, max_seconds: float | None = None):
+    """A function FileRecord -> mono float32 clip at ``sr`` (its first ``max_seconds``),
+    read through ``cache`` (default: the cache of the records' data folder)."""
+    from SlicingDataLoading import AudioCache, _roots
+    if cache is None:
+        cache = AudioCache(_roots(records[0].path.parent.parent)[0] / ".cache")
+    limit = int(max_seconds * sr) if max_seconds else None
+    return lambda rec: np.array(cache.load(rec.path, sr)[:limit], dtype=np.float32)
+
+
 def _other_genres(source_labels, n_genres: int, seed: int) -> list[int]:
     """A random target genre != source for each clip (seeded)."""
     rng = np.random.default_rng(seed)
@@ -386,14 +396,10 @@ def evaluate_model(tr: GenreTransfer, records, judge, reference_records=None,
     ``model["targets"]``.
     """
     import evaluation as ev
-    from SlicingDataLoading import AudioCache, _roots
 
     strengths = strengths or {"shift": [0.5, 1.0, 1.5, 2.0], "conditional": [0.5, 1.0]}
     sr = tr.audio.sample_rate
-    if cache is None:
-        cache = AudioCache(_roots(records[0].path.parent.parent)[0] / ".cache")
-    limit = int(max_seconds * sr) if max_seconds else None
-    load = lambda rec: np.array(cache.load(rec.path, sr)[:limit], dtype=np.float32)  # noqa: E731
+    load = clip_reader(records, sr, cache, max_seconds)
     sources = [load(r) for r in tqdm(records, desc="loading clips", leave=False)]
     src_labels = [r.label for r in records]
     tgt_labels = _other_genres(src_labels, len(tr.genres), seed)
@@ -537,7 +543,6 @@ def transfer_clips(tr: GenreTransfer, records, target_genre: str, methods=("cond
     -------
     ClipTransfers; every output has its source's sample count at ``tr.audio.sample_rate``.
     """
-    from SlicingDataLoading import AudioCache, _roots
     methods = [methods] if isinstance(methods, str) else list(methods)
     if not methods:
         raise ValueError(f"methods: give at least one of {METHODS}")
@@ -553,10 +558,8 @@ def transfer_clips(tr: GenreTransfer, records, target_genre: str, methods=("cond
     if max_seconds is not None and max_seconds <= 0:
         raise ValueError(f"max_seconds must be positive or None, got {max_seconds}")
     sr = tr.audio.sample_rate
-    if cache is None:
-        cache = AudioCache(_roots(records[0].path.parent.parent)[0] / ".cache")
-    limit = int(max_seconds * sr) if max_seconds else None
-    sources = [np.array(cache.load(r.path, sr)[:limit], dtype=np.float32) for r in records]
+    load = clip_reader(records, sr, cache, max_seconds)
+    sources = [load(r) for r in records]
     outputs = {m: [tr.transfer_mono(a, r.genre, target_genre, m, strength)
                    for a, r in zip(tqdm(sources, desc=f"{m} -> {target_genre}", leave=False), records)]
                for m in methods}
@@ -589,7 +592,6 @@ def score_clips(clips: ClipTransfers, judge, reference_records=None, cache=None)
     "reconstruction" (or None), "clips" (names and target).
     """
     import evaluation as ev
-    from SlicingDataLoading import AudioCache, _roots
     if getattr(judge, "sr", None) is None:
         raise ValueError("judge is not fitted: fit it (demo.train_judge) or load it (GenreJudge.from_file)")
     sr = judge.sr
@@ -599,11 +601,8 @@ def score_clips(clips: ClipTransfers, judge, reference_records=None, cache=None)
     reference = None
     refs = [r for r in (reference_records or []) if r.genre == clips.target_genre and r.content_id is not None]
     if refs and all(c is not None for c in content_ids):
-        if cache is None:
-            cache = AudioCache(_roots(refs[0].path.parent.parent)[0] / ".cache")
-        limit = int(clips.max_seconds * sr) if clips.max_seconds else None
-        reference = ev.ChromaReference.from_audio(
-            {(r.content_id, r.genre): np.array(cache.load(r.path, sr)[:limit], np.float32) for r in refs}, sr)
+        load = clip_reader(refs, sr, cache, clips.max_seconds)
+        reference = ev.ChromaReference.from_audio({(r.content_id, r.genre): load(r) for r in refs}, sr)
     else:
         content_ids = None
     common = dict(judge=judge, sources=sources, source_genres=clips.source_genres,

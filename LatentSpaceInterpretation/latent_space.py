@@ -68,7 +68,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from SlicingDataLoading import GENRES, SPLITS, BadAudioError, BuildReport, DataLoad  # noqa: E402
-from transfer import newest_checkpoint  # noqa: E402,F401  (re-exported)
+from transfer import clip_reader, newest_checkpoint  # noqa: E402,F401  (newest_checkpoint re-exported)
 
 ACTIVE_THRESHOLD = 0.01            # a latent unit is active when Var(mu) over the data exceeds this
 DEFAULT_ALPHAS = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -156,12 +156,11 @@ def encode_records(tr, records, cache, level: str = "window", max_seconds: float
     """
     if level not in LEVELS:
         raise ValueError(f"unknown level {level!r}; choose from {LEVELS}")
-    sr = tr.audio.sample_rate
-    limit = int(max_seconds * sr) if max_seconds else None
+    load = clip_reader(records, tr.audio.sample_rate, cache, max_seconds)
     mus, logvars, labels, clips, names = [], [], [], [], []
     for rec in tqdm(records, desc=f"encoding {level}s", unit="clip", disable=not progress, leave=False):
         try:
-            audio = np.array(cache.load(rec.path, sr)[:limit], dtype=np.float32)
+            audio = load(rec)
         except BadAudioError as err:
             warnings.warn(f"skipped {err}", stacklevel=2)
             continue
@@ -811,16 +810,15 @@ def analyse(checkpoint=None, data=None, split: str = "test", out=None, judge=Non
     if path_clips > 0 and stored is not None:
         judge = ensure_judge(judge, tr, loader, out)
         pairs = path_pairs(records, len(genres), path_clips)
-        sr = tr.audio.sample_rate
-        limit = int(max_seconds * sr) if max_seconds else None
-        clips = [np.array(loader.cache.load(r.path, sr)[:limit], dtype=np.float32) for r, _ in pairs]
+        load = clip_reader(records, tr.audio.sample_rate, loader.cache, max_seconds)
+        clips = [load(r) for r, _ in pairs]
         names = [(r.genre, genres[t]) for r, t in pairs]
         mean = mean_transfer_path(tr, clips, names, alphas, judge, progress=progress)
         first = mean["first"]
         title = f"{pairs[0][0].name}: {first['source']} -> {first['target']}, shift ({tag})"
         figures["transfer_path"] = plot_transfer_path(first, tr.audio, out / "transfer_path.png", mean, title).name
         for a, audio in zip(first["alphas"], first["outputs"]):
-            save_wav(out / f"path_alpha_{a:g}.wav", audio, sr)
+            save_wav(out / f"path_alpha_{a:g}.wav", audio, tr.audio.sample_rate)
         path_result = {"method": "shift", "alphas": mean["alphas"], "clips": [r.name for r, _ in pairs],
                        "pairs": names, "target_prob": mean["target_prob"], "source_prob": mean["source_prob"],
                        "mean_target_prob": mean["mean_target_prob"], "mean_source_prob": mean["mean_source_prob"],
