@@ -43,7 +43,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from model import GaussianBottleneck, LatentGenreAdversary
+from model import GaussianBottleneck, GenreEmbedding, LatentGenreAdversary
 from prepare_data import AudioConfig, build_mel_transform, override
 from trainer import _finish, kl_terms
 
@@ -71,6 +71,7 @@ class WaveVAEConfig:
     noise: bool = True                           # white noise into the WaveNet stack (see Decoder)
     conditional: bool = True                     # the decoder sees the genre (global conditioning)
     adversary: bool = True                       # latent genre adversary (domain confusion)
+    genre_dropout: float = 0.0                   # share of training decodes told "no genre"
     logvar_bound: float = 8.0
     init_logvar: float = -4.0                    # posterior log-variance at initialisation
 
@@ -410,14 +411,9 @@ class CVAE(nn.Module):
                              f"AudioConfig's sample_rate={audio.sample_rate}; build it with wave_config")
         self.cfg, self.audio = cfg, audio
         self.encoder = Encoder(cfg)
-        self.bottleneck = GaussianBottleneck(self.encoder.out_channels, cfg.latent_dim, cfg.logvar_bound)
-        # Start with a posterior narrower than the prior. At logvar = 0 the sampled z is almost
-        # all noise (mu is small at first), and the decoder learns to ignore the latent before
-        # the encoder has learnt anything. The bottleneck maps raw r to bound * tanh(r / bound).
-        with torch.no_grad():
-            raw = cfg.logvar_bound * math.atanh(cfg.init_logvar / cfg.logvar_bound)
-            self.bottleneck.head.bias[cfg.latent_dim:].fill_(raw)
-        self.genre_embedding = nn.Embedding(cfg.n_genres, cfg.genre_embed_dim)
+        self.bottleneck = GaussianBottleneck(self.encoder.out_channels, cfg.latent_dim, cfg.logvar_bound,
+                                             cfg.init_logvar)
+        self.genre_embedding = GenreEmbedding(cfg.n_genres, cfg.genre_embed_dim, cfg.genre_dropout)
         self.decoder = Decoder(cfg)
         self.adversary = LatentGenreAdversary(cfg.latent_dim, cfg.n_genres) if cfg.adversary else None
 

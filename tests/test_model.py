@@ -2,15 +2,16 @@
 import pytest
 import torch
 
-from model import (GaussianBottleneck, GradientReversal, MelVAE, MemoryEfficientDecoder,
-                   MemoryEfficientEncoder, mel_config)
+from model import (GaussianBottleneck, GenreEmbedding, GradientReversal, MelVAE,
+                   MemoryEfficientDecoder, MemoryEfficientEncoder, mel_config)
 from prepare_data import AudioConfig
 
 
-@pytest.mark.parametrize("preset,frames", [("tiny", 128), ("tiny", 64), ("tiny", 256), ("demo", 128)])
-def test_shapes_follow_the_config(preset, frames):
+@pytest.mark.parametrize("preset,frames,skip", [("tiny", 128, False), ("tiny", 64, True), ("tiny", 256, False),
+                                                ("demo", 128, True), ("demo", 64, False)])
+def test_shapes_follow_the_config(preset, frames, skip):
     audio = AudioConfig.preset("demo", n_frames=frames)
-    cfg = mel_config(preset, audio)
+    cfg = mel_config(preset, audio, latent_skip=skip)
     model = MelVAE(cfg, audio).eval()
     x = torch.rand(3, 1, audio.n_mels, frames) * 2 - 1
     out = model(x, torch.tensor([0, 4, 9]))
@@ -67,6 +68,43 @@ def test_bottleneck_kl_and_bounds():
     assert torch.allclose(GaussianBottleneck.kl_per_dim(zeros, zeros), torch.zeros(3))
     kl = GaussianBottleneck.kl_per_dim(torch.ones(2, 3, 7), zeros)
     assert torch.allclose(kl, torch.full((3,), 0.5))
+
+
+def test_bottleneck_starts_at_the_given_log_variance():
+    h = torch.randn(4, 6, 5)
+    for init in (0.0, -4.0):
+        _, _, logvar = GaussianBottleneck(6, 2, init_logvar=init)(h)
+        assert abs(float(logvar.mean()) - init) < 0.3
+    with pytest.raises(ValueError, match="init_logvar=9"):
+        GaussianBottleneck(6, 2, logvar_bound=8.0, init_logvar=9.0)
+
+
+def test_genre_dropout_replaces_labels_only_in_training():
+    torch.manual_seed(0)
+    emb = GenreEmbedding(10, 4, dropout=0.3)
+    assert emb.num_embeddings == 11                             # ten genres + "no genre"
+    genre = torch.arange(10).repeat(400)
+    null = emb.weight[10]
+    dropped = (emb.train()(genre) == null).all(dim=1).float().mean()
+    assert 0.27 < float(dropped) < 0.33
+    assert not (emb.eval()(genre) == null).all(dim=1).any()
+    assert GenreEmbedding(10, 4).num_embeddings == 10           # no dropout: no extra row
+    with pytest.raises(ValueError, match="genre dropout"):
+        GenreEmbedding(10, 4, dropout=1.0)
+
+
+def test_latent_skip_carries_the_latent_into_every_stage():
+    """With the skip, zeroing the decoder's input projection still leaves z in the output."""
+    torch.manual_seed(0)
+    audio = AudioConfig.preset("demo")
+    for skip in (False, True):
+        model = MelVAE(mel_config("tiny", audio, latent_skip=skip), audio).eval()
+        with torch.no_grad():
+            model.decoder.inp.weight.zero_()
+        z = torch.randn(2, model.cfg.latent_dim, audio.frames // model.cfg.time_stride)
+        genre = torch.tensor([1, 1])
+        diff = (model.decode(z, genre) - model.decode(torch.zeros_like(z), genre)).abs().max()
+        assert (diff > 1e-3) == skip
 
 
 def test_gradient_reversal_negates_the_gradient():
