@@ -73,10 +73,16 @@ class TrainConfig:
     smoke_test: bool = False            # one batch of training and validation, then stop
 
 
+# The mel loss is a mean over pixels (about 0.03-0.05 once trained) and the KL a mean over
+# latent numbers, with 64-128 pixels per latent number: beta 0.005 is about 0.3-0.6 in the
+# summed ELBO's units. An adversary weight of 0.3 (its cross-entropy sits at ln 10 = 2.3)
+# gave the encoder gradients some 15x the reconstruction's, and it learnt to hide everything:
+# the decoder drew a per-genre mean spectrogram. 0.02 keeps the adversary at chance without
+# drowning the reconstruction (6-epoch demo runs: validation MSE 0.030 against 0.042).
 TRAIN_PRESETS = {
-    "full": {},
-    "demo": dict(epochs=20, batch_size=16, lr=1e-3, warmup_steps=50, beta_max=0.05,
-                 beta_warmup_steps=400, free_bits=0.02, adv_weight=0.3),
+    "full": dict(beta_max=0.005, adv_weight=0.02),
+    "demo": dict(epochs=20, batch_size=16, lr=1e-3, warmup_steps=50, beta_max=0.005,
+                 beta_warmup_steps=400, free_bits=0.02, adv_weight=0.02),
     "tiny": dict(epochs=2, batch_size=4, lr=1e-3, warmup_steps=1, beta_warmup_steps=4, beta_max=0.1),
 }
 
