@@ -44,7 +44,10 @@ Schema of ``metrics.json`` (:func:`build_metrics`, :func:`write_metrics`)
                    "random_target": {...}},
      "reconstruction": {"logmel_l1_db", "spectral_convergence", "n"} or null,
      "latent": {"knn_genre_accuracy", "knn_k", "silhouette", "active_units",
-                "latent_dim", "kl_per_dim", "kl_total", "n", "notes"} or null}
+                "latent_dim", "kl_per_dim", "kl_total", "n", "notes",
+                # from transfer.GenreTransfer.decoder_use (evaluate_model adds them):
+                "latent_use", "genre_use", "latent_swap_change", "genre_swap_change",
+                "clip_difference", "latent_use_clips"} or null}
 
 ``content_retrieval`` and ``content_retrieval_chance`` are null when no synthetic
 reference is given. Non-finite numbers (NaN: a diagnostic that could not be computed,
@@ -1064,4 +1067,8 @@ def summary_table(metrics: dict) -> str:
                   f"{_fmt(lat.get('silhouette'))}, active units "
                   f"{lat.get('active_units')}/{lat.get('latent_dim')}, "
                   f"KL {_fmt(lat.get('kl_total'), '.2f')}"]
+        if "latent_use" in lat:
+            lines += [f"decoder: latent use {_fmt(lat.get('latent_use'))}, genre use "
+                      f"{_fmt(lat.get('genre_use'))} (output change when z or the genre is swapped, "
+                      f"relative to the difference between clips)"]
     return "\n".join(lines)

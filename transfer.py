@@ -241,6 +241,46 @@ class GenreTransfer:
         _, mu, logvar = self.model.encode(x)
         return (mu.flatten(2).mean(-1).float().cpu().numpy(), logvar.flatten(2).mean(-1).float().cpu().numpy())
 
+    @torch.no_grad()
+    def decoder_use(self, audios: list, labels: list) -> dict:
+        """How much the decoder listens to the latent and to the genre.
+
+        Each clip's first segment is encoded (z = mu) and decoded three ways: as is, with the
+        next clip's latent in place of its own, and told another genre. The changes are mean
+        absolute differences of normalised log-mels (the waveform family's output goes
+        through the mel front end), divided by how much the clips' own log-mels differ.
+        ``latent_use`` near 0 means the decoder ignores z (it draws the same output whatever
+        the clip); near 1 or above, swapping z changes the output as much as changing the
+        clip does. ``genre_use`` is the same for the genre.
+
+        Parameters
+        ----------
+        audios : at least two mono clips [T] at the model's rate
+        labels : their genre indices
+        """
+        if len(audios) < 2:
+            raise ValueError(f"decoder_use needs at least two clips, got {len(audios)}")
+        from prepare_data import MelFrontEnd
+        size = self.audio.segment_samples
+        if self.model.family != "mel":
+            size -= size % self.model.cfg.hop_length
+        wave = torch.stack([torch.nn.functional.pad(torch.as_tensor(np.asarray(a[:size], np.float32)),
+                                                    (0, max(0, size - len(a)))) for a in audios]).to(self.device)
+        genre = torch.as_tensor(labels, device=self.device)
+        x = self.model.prepare(wave)
+        _, mu, _ = self.model.encode(x)
+        to_mel = (lambda y: y) if self.model.family == "mel" else MelFrontEnd(self.audio).to(self.device)
+        own = to_mel(self.model.decode(mu, genre)).float()
+        other_z = to_mel(self.model.decode(torch.roll(mu, 1, dims=0), genre)).float()
+        other_genre = to_mel(self.model.decode(mu, (genre + len(self.genres) // 2) % len(self.genres))).float()
+        target = to_mel(wave) if self.model.family != "mel" else x.float()
+        spread = float((target - torch.roll(target, 1, dims=0)).abs().mean())
+        latent_swap = float((own - other_z).abs().mean())
+        genre_swap = float((own - other_genre).abs().mean())
+        return {"latent_swap_change": latent_swap, "genre_swap_change": genre_swap, "clip_difference": spread,
+                "latent_use": latent_swap / max(spread, 1e-8), "genre_use": genre_swap / max(spread, 1e-8),
+                "latent_use_clips": len(audios)}
+
     def transfer_array(self, audio: np.ndarray, sr: int, target_genre: str, source_genre: str | None = None,
                        method: str = "conditional", strength: float = 1.0) -> tuple[np.ndarray, str]:
         """Any-rate audio [T] or [C, T] -> (transferred audio, same shape and rate; source genre)."""
@@ -438,9 +478,9 @@ def evaluate_model(tr: GenreTransfer, records, judge, reference_records=None,
     win_labels = np.concatenate([[s] * len(m) for s, m in zip(src_labels, mus)])
     info = {"family": tr.model.family, "checkpoint_epoch": tr.state.get("epoch"),
             "clips": len(records), "targets": [tr.genres[t] for t in tgt_labels], **(model_info or {})}
+    latent = {**ev.latent_diagnostics(mu, logvar, win_labels), **tr.decoder_use(sources, src_labels)}
     return ev.build_metrics(info, judge, transfer, baselines,
-                            ev.mean_reconstruction(recon_pairs, tr.audio, trim=True),
-                            ev.latent_diagnostics(mu, logvar, win_labels))
+                            ev.mean_reconstruction(recon_pairs, tr.audio, trim=True), latent)
 
 
 # --------------------------------------------------------------------------- a few clips (notebooks)

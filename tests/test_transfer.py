@@ -96,3 +96,21 @@ def test_cli_writes_wav_figure_and_manifest(tiny_checkpoint, synthetic_root, tmp
                           "--input", str(path), "--target", "polka", "--out", str(out)],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "unknown genre 'polka'" in bad.stderr
+
+
+def test_decoder_use_is_zero_when_the_decoder_cannot_see_the_latent(tiny_checkpoint, synthetic_root):
+    t = GenreTransfer.from_checkpoint(tiny_checkpoint)
+    clips = [_clip(synthetic_root, g)[1] for g in ("blues", "metal", "jazz")]
+    labels = [0, 6, 5]
+    use = t.decoder_use(clips, labels)
+    assert use["latent_use"] > 0.01 and use["clip_difference"] > 0.05
+    assert use["latent_use"] == pytest.approx(use["latent_swap_change"] / use["clip_difference"])
+    dec = t.model.decoder
+    with torch.no_grad():                     # cut every path from z into the decoder
+        dec.inp.weight.zero_()
+        for skip in (dec.skips or []):
+            skip.weight.zero_()
+    cut = t.decoder_use(clips, labels)
+    assert cut["latent_use"] == 0.0
+    with pytest.raises(ValueError, match="at least two clips"):
+        t.decoder_use(clips[:1], labels[:1])
