@@ -79,8 +79,13 @@ def override(cfg, **changes):
 
 
 def config_from_dict(cls, data: dict):
-    """Rebuild dataclass ``cls`` from ``data`` (as written by ``dataclasses.asdict``)."""
-    return override(cls(), **dict(data))
+    """Rebuild dataclass ``cls`` from ``data`` (as written by ``dataclasses.asdict``).
+
+    A field added after ``data`` was written takes the value that rebuilds the model as it
+    was then, from ``cls.FORMER_DEFAULTS`` when the class has one, else its default.
+    """
+    former = {k: v for k, v in getattr(cls, "FORMER_DEFAULTS", {}).items() if k not in data}
+    return override(cls(), **former, **dict(data))
 
 
 @dataclass(frozen=True)

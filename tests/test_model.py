@@ -133,3 +133,15 @@ def test_prepare_computes_the_mel_on_the_batch():
     mel = model.prepare(wave)
     assert mel.shape == (2, 1, audio.n_mels, audio.frames)
     assert mel.min() >= -1 and mel.max() <= 1
+
+
+def test_a_config_written_before_a_field_existed_rebuilds_the_old_model():
+    from dataclasses import asdict
+
+    from model import MelVAEConfig
+    from prepare_data import config_from_dict
+    audio = AudioConfig.preset("demo")
+    old = asdict(mel_config("tiny", audio))
+    del old["latent_skip"]                                   # written before the latent skip
+    assert config_from_dict(MelVAEConfig, old).latent_skip is False
+    assert config_from_dict(MelVAEConfig, asdict(mel_config("tiny", audio))).latent_skip is True
