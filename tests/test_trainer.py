@@ -12,6 +12,7 @@ import torch
 import trainer
 from model import MelVAE, mel_config
 from prepare_data import AudioConfig, override
+from steps import train_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,14 +30,8 @@ def test_a_real_training_step_lowers_the_loss():
     wave = torch.randn(4, audio.segment_samples) * 0.1
     genre = torch.tensor([0, 1, 2, 3])
     x = model.prepare(wave)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    losses = []
-    for _ in range(15):
-        opt.zero_grad()
-        terms = loss_fn(model(x, genre), genre, beta=0.01)
-        terms["total"].backward()
-        opt.step()
-        losses.append(float(terms["recon"].detach()))
+    history = train_steps(model, loss_fn, x, genre, lr=2e-3, beta=0.01, steps=15)
+    terms, losses = history[-1], [float(h["recon"]) for h in history]
     assert {"mse", "grad_l1", "kl_low", "kl_high", "kl", "adv", "recon", "total", "beta"} <= set(terms)
     assert losses[-1] < 0.5 * losses[0]
 

@@ -9,6 +9,7 @@ import torch
 import audio_resnet_encoder_wavenet_decoder as wave
 import trainer
 from prepare_data import override
+from steps import train_steps
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -136,14 +137,8 @@ def test_kl_stays_bounded_after_optimizer_steps():
     loss_fn = wave.WaveformLoss(cfg, audio)
     x = model.prepare(_tones(4, audio.segment_samples, audio.sample_rate))
     genre = torch.tensor([0, 1, 2, 3])
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)     # a large step, on purpose
-    kls = []
-    for _ in range(5):
-        opt.zero_grad()
-        terms = loss_fn(model(x, genre), genre, beta=0.1)
-        terms["total"].backward()
-        opt.step()
-        kls.append(float(terms["kl_raw"].detach()))
+    history = train_steps(model, loss_fn, x, genre, lr=1e-2, beta=0.1, steps=5)   # a large step, on purpose
+    kls = [float(h["kl_raw"]) for h in history]
     assert all(math.isfinite(k) for k in kls)
     assert max(kls) < 5.0, kls
     assert model.encode(x)[2].abs().max() <= model.cfg.logvar_bound
@@ -156,14 +151,8 @@ def test_loss_terms_are_named_and_training_lowers_the_reconstruction():
     loss_fn = wave.WaveformLoss(cfg, audio)
     x = model.prepare(_tones(4, audio.segment_samples, audio.sample_rate))
     genre = torch.tensor([0, 1, 2, 3])
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    recon = []
-    for _ in range(12):
-        opt.zero_grad()
-        terms = loss_fn(model(x, genre), genre, beta=0.01)
-        terms["total"].backward()
-        opt.step()
-        recon.append(float(terms["recon"].detach()))
+    history = train_steps(model, loss_fn, x, genre, lr=3e-3, beta=0.01, steps=12)
+    terms, recon = history[-1], [float(h["recon"]) for h in history]
     assert {"sc", "log_mag", "mel", "kl_low", "kl_high", "kl", "kl_raw", "adv", "recon", "elbo",
             "total", "beta"} <= set(terms)
     assert all(torch.isfinite(v).all() for v in terms.values())
