@@ -262,18 +262,17 @@ class GenreTransfer:
             raise ValueError(f"decoder_use needs at least two clips, got {len(audios)}")
         from prepare_data import MelFrontEnd
         size = self.audio.segment_samples
-        if self.model.family != "mel":
-            size -= size % self.model.cfg.hop_length
         wave = torch.stack([torch.nn.functional.pad(torch.as_tensor(np.asarray(a[:size], np.float32)),
                                                     (0, max(0, size - len(a)))) for a in audios]).to(self.device)
         genre = torch.as_tensor(labels, device=self.device)
-        x = self.model.prepare(wave)
+        x = self.model.prepare(wave)              # mel [B, 1, M, F], or audio [B, 1, T] cropped to the hop
         _, mu, _ = self.model.encode(x)
-        to_mel = (lambda y: y) if self.model.family == "mel" else MelFrontEnd(self.audio).to(self.device)
-        own = to_mel(self.model.decode(mu, genre)).float()
-        other_z = to_mel(self.model.decode(torch.roll(mu, 1, dims=0), genre)).float()
-        other_genre = to_mel(self.model.decode(mu, (genre + len(self.genres) // 2) % len(self.genres))).float()
-        target = to_mel(wave) if self.model.family != "mel" else x.float()
+        mel = self.model.family == "mel"
+        to_mel = (lambda y: y.float()) if mel else MelFrontEnd(self.audio).to(self.device)
+        own = to_mel(self.model.decode(mu, genre))
+        other_z = to_mel(self.model.decode(torch.roll(mu, 1, dims=0), genre))
+        other_genre = to_mel(self.model.decode(mu, (genre + len(self.genres) // 2) % len(self.genres)))
+        target = to_mel(x if mel else x[:, 0])
         spread = float((target - torch.roll(target, 1, dims=0)).abs().mean())
         latent_swap = float((own - other_z).abs().mean())
         genre_swap = float((own - other_genre).abs().mean())
