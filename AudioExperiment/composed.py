@@ -59,7 +59,7 @@ class WaveExperimentConfig(WaveVAEConfig):
     encoder: str = "plain"
     decoder: str = "plain"
     encode_genre: bool = False
-    genre_dropout: float = 0.5          # share of training examples whose genre the encoder does not see
+    encoder_genre_dropout: float = 0.5  # share of training examples whose genre the encoder does not see
     attention_layers: int = 2
     attention_heads: int = 4            # must divide channels[-1]
     w2v_dim: int = 64                   # wav2vec 2.0 Transformer width (must be divisible by w2v_heads)
@@ -78,8 +78,8 @@ class WaveExperimentConfig(WaveVAEConfig):
             raise ValueError(f"WaveExperimentConfig: encoder={self.encoder!r}; choose from {sorted(ENCODERS)}")
         if self.decoder not in DECODERS:
             raise ValueError(f"WaveExperimentConfig: decoder={self.decoder!r}; choose from {sorted(DECODERS)}")
-        if not 0.0 <= self.genre_dropout <= 1.0:
-            raise ValueError(f"WaveExperimentConfig: genre_dropout={self.genre_dropout} must lie in [0, 1]")
+        if not 0.0 <= self.encoder_genre_dropout <= 1.0:
+            raise ValueError(f"WaveExperimentConfig: encoder_genre_dropout={self.encoder_genre_dropout} must lie in [0, 1]")
         if self.encoder == "attention" and (self.attention_layers < 1 or self.channels[-1] % self.attention_heads):
             raise ValueError(f"WaveExperimentConfig: attention_heads={self.attention_heads} must divide "
                              f"channels[-1]={self.channels[-1]} and attention_layers={self.attention_layers} be >= 1")
@@ -102,7 +102,8 @@ class ComposedWaveVAE(SeesGenre, CVAE):
     def __init__(self, cfg: WaveExperimentConfig, audio: AudioConfig):
         super().__init__(cfg, audio)            # the CVAE's parts; the configured ones replace them
         self.encoder = ENCODERS[cfg.encoder](cfg)
-        self.bottleneck = GaussianBottleneck(self.encoder.out_channels, cfg.latent_dim, cfg.logvar_bound)
+        self.bottleneck = GaussianBottleneck(self.encoder.out_channels, cfg.latent_dim, cfg.logvar_bound,
+                                             cfg.init_logvar)
         self.decoder = DECODERS[cfg.decoder](cfg)
         self.genre_input = GenreInput(cfg.n_genres, cfg.genre_embed_dim, self.encoder.out_channels,
-                                      cfg.genre_dropout) if cfg.encode_genre else None
+                                      cfg.encoder_genre_dropout) if cfg.encode_genre else None

@@ -4,7 +4,7 @@ The template's plain encoder and decoder, with the genre also entering the *enco
 its features are modulated by a genre embedding (:class:`TemplateCode.experiment.GenreInput`)
 before the bottleneck, so the posterior is q(z | x, y) and the latent need not spend
 capacity on the genre the decoder is told anyway. In training the genre is hidden from
-the encoder ("unknown" embedding) on a share ``genre_dropout`` of the examples, so the
+the encoder ("unknown" embedding) on a share ``encoder_genre_dropout`` of the examples, so the
 model also encodes without a label, which is how genre transfer calls ``encode(x)``;
 ``encode(x, genre)`` uses the label when it is known.
 """

@@ -50,7 +50,7 @@ class CNNCVAEConfig:
     n_genres: int = 10
     genre_embed_dim: int = 16
     encode_genre: bool = True       # the encoder sees the genre (q(z | x, y))
-    genre_dropout: float = 0.5      # share of training steps it is hidden ("unknown")
+    encoder_genre_dropout: float = 0.5   # share of training steps it is hidden ("unknown")
     adversary: bool = True          # latent genre adversary (domain confusion)
     logvar_bound: float = 8.0
 
@@ -101,7 +101,7 @@ class CNNCVAE(SeesGenre, MelVAE):
         self.cfg = cfg
         flat = cfg.bridge_channels * conv.latent_frames()
         self.bridge = nn.Conv1d(self.encoder.out_channels, cfg.bridge_channels, 1)
-        self.genre_input = GenreInput(cfg.n_genres, cfg.genre_embed_dim, flat, cfg.genre_dropout) \
+        self.genre_input = GenreInput(cfg.n_genres, cfg.genre_embed_dim, flat, cfg.encoder_genre_dropout) \
             if cfg.encode_genre else None
         self.bottleneck = GaussianBottleneck(flat, cfg.latent_dim, cfg.logvar_bound)
         self.expand = nn.Linear(cfg.latent_dim, flat)

@@ -83,4 +83,5 @@ class HierGRUVAE(MelVAE):
     def __init__(self, cfg: HierGRUConfig, audio: AudioConfig):
         super().__init__(cfg, audio)
         self.encoder = HierarchicalGRUEncoder(cfg)
-        self.bottleneck = GaussianBottleneck(self.encoder.out_channels, cfg.latent_dim, cfg.logvar_bound)
+        self.bottleneck = GaussianBottleneck(self.encoder.out_channels, cfg.latent_dim, cfg.logvar_bound,
+                                             cfg.init_logvar)
