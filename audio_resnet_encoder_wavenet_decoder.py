@@ -120,9 +120,6 @@ class WaveVAEConfig:
             raise ValueError(f"WaveVAEConfig: segment_samples={self.segment_samples} is shorter than "
                              f"one latent frame (hop_length={self.hop_length} = product of strides "
                              f"{self.strides})")
-        if not -self.logvar_bound < self.init_logvar < self.logvar_bound:
-            raise ValueError(f"WaveVAEConfig: init_logvar={self.init_logvar} must lie inside "
-                             f"(-logvar_bound, logvar_bound) = ({-self.logvar_bound}, {self.logvar_bound})")
         if self.latent_dim < 2 or self.latent_dim % 2:
             raise ValueError(f"WaveVAEConfig: latent_dim={self.latent_dim} must be even (low/high halves)")
 

@@ -46,9 +46,9 @@ def round_trip(records, cache: AudioCache, cfg: AudioConfig, out_dir: Path) -> l
     import torch
     from audio_io import enhanced_visualize_and_play, high_quality_mel_to_audio
     from prepare_data import enhanced_audio_to_mel
-    rows = []
+    rows, load = [], clip_reader(records, cfg.sample_rate, cache)
     for rec in records:
-        audio = np.array(cache.load(rec.path, cfg.sample_rate), np.float32)
+        audio = load(rec)
         mel = enhanced_audio_to_mel(torch.from_numpy(audio), cfg, fit=False)
         back = high_quality_mel_to_audio(mel, cfg, length=len(audio))[0].numpy()
         enhanced_visualize_and_play(audio, back, None, cfg, title=f"{rec.name}: mel round trip",
