@@ -365,8 +365,9 @@ class Decoder(nn.Module):
         return F.gelu(self.upsample(self.inp(z)))
 
     def noise_like(self, cond: torch.Tensor) -> torch.Tensor:
-        """White noise [B, T, 1] for a condition [B, C, T]: fresh in training, seeded in eval."""
-        shape = (cond.shape[0], cond.shape[-1], 1)
+        """White noise [B, T, 1] for a time-major condition [B, T, C]: fresh in training,
+        seeded in eval."""
+        shape = (cond.shape[0], cond.shape[1], 1)
         if self.training:
             return torch.randn(shape, device=cond.device, dtype=cond.dtype)
         gen = torch.Generator(device=cond.device).manual_seed(self.eval_noise_seed)
@@ -378,7 +379,7 @@ class Decoder(nn.Module):
         cond = cond.transpose(1, 2)                                         # (B, T, C) time-major
         inp = cond
         if self.cfg.noise:
-            noise = self.noise_like(cond.transpose(1, 2)) if noise is None else noise
+            noise = self.noise_like(cond) if noise is None else noise
             inp = torch.cat([cond, noise.to(cond.dtype)], dim=-1)
         x = self.start(inp)                                                 # (B, T, R)
         skips = 0
