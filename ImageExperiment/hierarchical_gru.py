@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from model import MEL_PRESETS, GaussianBottleneck, MelVAE, MelVAEConfig
+from model import SEQUENCE_PRESETS, GaussianBottleneck, MelVAE, MelVAEConfig
 from prepare_data import AudioConfig
 from TemplateCode.experiment import preset_config
 
@@ -46,7 +46,7 @@ class HierGRUConfig(MelVAEConfig):
 
 def hgru_config(preset: str, audio: AudioConfig, **changes) -> HierGRUConfig:
     """The named preset ("tiny" | "demo" | "full") sized for ``audio``."""
-    presets = {name: {**MEL_PRESETS[name], **sizes} for name, sizes in HGRU_PRESETS.items()}
+    presets = {name: {**SEQUENCE_PRESETS[name], **sizes} for name, sizes in HGRU_PRESETS.items()}
     return preset_config(HierGRUConfig, presets, preset, dict(n_mels=audio.n_mels, n_frames=audio.frames),
                          **changes)
 

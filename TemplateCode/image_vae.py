@@ -20,13 +20,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from model import GenreFiLM, MelVAE, MelVAEConfig, mel_config
+from model import SEQUENCE_PRESETS, GenreFiLM, MelVAE, MelVAEConfig, mel_config
 from prepare_data import AudioConfig
 
 
 def plain_mel_config(preset: str, audio: AudioConfig, **changes) -> MelVAEConfig:
-    """The mel VAE's ``preset`` sized for ``audio``, without the latent adversary."""
-    return mel_config(preset, audio, **{"adversary": False, **changes})
+    """The mel VAE's sequence-latent ``preset`` (the whole mel in, no frequency rows) sized
+    for ``audio``, without the latent adversary."""
+    return mel_config(preset, audio, SEQUENCE_PRESETS, **{"adversary": False, **changes})
 
 
 def _odd_kernel(stride) -> tuple:

@@ -2,21 +2,24 @@
 import pytest
 import torch
 
-from model import (GaussianBottleneck, GenreEmbedding, GradientReversal, MelVAE,
-                   MemoryEfficientDecoder, MemoryEfficientEncoder, mel_config)
+from model import (ENVELOPE_BINS, GaussianBottleneck, GenreEmbedding, GradientReversal, MelVAE,
+                   MemoryEfficientDecoder, MemoryEfficientEncoder, encoder_view, mel_config)
 from prepare_data import AudioConfig
 
 
-@pytest.mark.parametrize("preset,frames,skip", [("tiny", 128, False), ("tiny", 64, True), ("tiny", 256, False),
-                                                ("demo", 128, True), ("demo", 64, False)])
-def test_shapes_follow_the_config(preset, frames, skip):
+@pytest.mark.parametrize("preset,frames,skip,freq", [("tiny", 128, False, False), ("tiny", 64, True, True),
+                                                     ("tiny", 256, False, True), ("demo", 128, True, False),
+                                                     ("demo", 64, False, False), ("demo", 128, True, True)])
+def test_shapes_follow_the_config(preset, frames, skip, freq):
     audio = AudioConfig.preset("demo", n_frames=frames)
-    cfg = mel_config(preset, audio, latent_skip=skip)
+    cfg = mel_config(preset, audio, latent_skip=skip, freq_latent=freq)
     model = MelVAE(cfg, audio).eval()
     x = torch.rand(3, 1, audio.n_mels, frames) * 2 - 1
     out = model(x, torch.tensor([0, 4, 9]))
     assert out["recon"].shape == x.shape
-    assert out["mu"].shape == (3, cfg.latent_dim, frames // cfg.time_stride)
+    rows = audio.n_mels // cfg.freq_stride if freq else 1
+    assert cfg.latent_channels == cfg.latent_dim * rows
+    assert out["mu"].shape == (3, cfg.latent_dim * rows, frames // cfg.time_stride)
     assert torch.isfinite(out["recon"]).all()
     assert out["adv_logits"].shape == (3, 10)
 
@@ -74,9 +77,66 @@ def test_bottleneck_starts_at_the_given_log_variance():
     h = torch.randn(4, 6, 5)
     for init in (0.0, -4.0):
         _, _, logvar = GaussianBottleneck(6, 2, init_logvar=init)(h)
-        assert abs(float(logvar.mean()) - init) < 0.3
+        assert abs(float(logvar.detach().mean()) - init) < 0.3
     with pytest.raises(ValueError, match="init_logvar=9"):
         GaussianBottleneck(6, 2, logvar_bound=8.0, init_logvar=9.0)
+
+
+def test_bottleneck_rows_share_one_head_and_stay_apart():
+    """rows=4: input [B, C*4, T] (C-major); row r of the input moves only row r of mu."""
+    torch.manual_seed(0)
+    bn = GaussianBottleneck(6 * 4, 2, rows=4).eval()
+    h = torch.randn(3, 24, 5)
+    _, mu, logvar = bn(h)
+    assert mu.shape == logvar.shape == (3, 2 * 4, 5)
+    bumped = h.clone()
+    bumped.view(3, 6, 4, 5)[:, :, 2] += 1.0                    # every channel of row 2
+    changed = (bn(bumped)[1] - mu).abs().amax(dim=(0, 2)).view(2, 4) > 1e-6   # (D, rows)
+    assert changed[:, 2].all() and not changed[:, [0, 1, 3]].any()
+    with pytest.raises(ValueError, match="25 input channels"):
+        GaussianBottleneck(25, 2, rows=4)
+
+
+def test_frequency_latent_maps_pitch_locally():
+    """A change in the lowest latent row moves the low mel bands, hardly the high ones; a
+    latent without rows spreads the same change over every band."""
+    torch.manual_seed(0)
+    audio = AudioConfig.preset("demo")
+    ratios = {}
+    for freq in (True, False):
+        model = MelVAE(mel_config("tiny", audio, freq_latent=freq), audio).eval()
+        cfg = model.cfg
+        z = torch.randn(2, cfg.latent_channels, audio.frames // cfg.time_stride)
+        bumped = z.clone()
+        bumped.view(2, cfg.latent_dim, cfg.latent_rows, -1)[:, :, 0] += 3.0
+        genre = torch.tensor([2, 5])
+        with torch.no_grad():
+            diff = (model.decode(bumped, genre) - model.decode(z, genre)).abs()[:, 0]   # (B, M, F)
+        # lowest eighth against the top half; GroupNorm's statistics leak a little everywhere
+        ratios[freq] = float(diff[:, :audio.n_mels // 8].mean() / diff[:, audio.n_mels // 2:].mean())
+    assert ratios[True] > 2.0 and ratios[False] < 1.3, ratios
+
+
+def test_pitch_view_ignores_the_spectral_envelope_and_harmonic_view_ignores_clicks():
+    torch.manual_seed(0)
+    mel = torch.full((1, 1, 64, 40), -0.8)
+    mel[..., 20, :] = 0.5                                       # a held tone on bin 20
+    mel[..., 31, 10:25] = 0.3                                   # a note on bin 31
+    tilt = torch.linspace(-0.3, 0.3, 64).view(1, 1, 64, 1) * torch.rand(1, 1, 1, 40)  # colour per frame
+    r = ENVELOPE_BINS // 2
+    inner = slice(r, 64 - r)                                    # rows the average sees whole
+    pitch = encoder_view(mel, "pitch")
+    assert torch.allclose(encoder_view(mel + tilt, "pitch")[..., inner, :], pitch[..., inner, :], atol=1e-5)
+    assert pitch[..., 20, :].min() > 0.9 * (0.5 + 0.8) * (1 - 1 / ENVELOPE_BINS)    # the peak stays
+    clicked = mel.clone()
+    clicked[..., 30] = 0.9                                      # a one-frame drum hit on every bin
+    assert not torch.allclose(encoder_view(clicked, "pitch"), pitch)
+    assert torch.allclose(encoder_view(clicked, "pitch-harmonic"), encoder_view(mel, "pitch-harmonic"))
+    assert torch.equal(encoder_view(mel, "mel"), mel)
+    with pytest.raises(ValueError, match="timbre"):
+        encoder_view(mel, "timbre")
+    with pytest.raises(ValueError, match="encoder_view='timbre'"):
+        mel_config("tiny", AudioConfig.preset("demo"), encoder_view="timbre")
 
 
 def test_genre_dropout_replaces_labels_only_in_training():
@@ -101,7 +161,7 @@ def test_latent_skip_carries_the_latent_into_every_stage():
         model = MelVAE(mel_config("tiny", audio, latent_skip=skip), audio).eval()
         with torch.no_grad():
             model.decoder.inp.weight.zero_()
-        z = torch.randn(2, model.cfg.latent_dim, audio.frames // model.cfg.time_stride)
+        z = torch.randn(2, model.cfg.latent_channels, audio.frames // model.cfg.time_stride)
         genre = torch.tensor([1, 1])
         diff = (model.decode(z, genre) - model.decode(torch.zeros_like(z), genre)).abs().max()
         assert (diff > 1e-3) == skip
@@ -117,7 +177,7 @@ def test_conditional_decoder_depends_on_genre_once_trained_weights_are_nonzero()
     torch.manual_seed(0)
     audio = AudioConfig.preset("demo")
     model = MelVAE(mel_config("tiny", audio), audio).eval()
-    z = torch.randn(1, model.cfg.latent_dim, audio.frames // model.cfg.time_stride)
+    z = torch.randn(1, model.cfg.latent_channels, audio.frames // model.cfg.time_stride)
     same = model.decode(z, torch.tensor([0])) - model.decode(z, torch.tensor([5]))
     assert same.abs().max() == 0              # FiLM starts as identity (zero-initialised)
     for p in model.decoder.parameters():
@@ -141,7 +201,11 @@ def test_a_config_written_before_a_field_existed_rebuilds_the_old_model():
     from model import MelVAEConfig
     from prepare_data import config_from_dict
     audio = AudioConfig.preset("demo")
-    old = asdict(mel_config("tiny", audio))
-    del old["latent_skip"]                                   # written before the latent skip
-    assert config_from_dict(MelVAEConfig, old).latent_skip is False
-    assert config_from_dict(MelVAEConfig, asdict(mel_config("tiny", audio))).latent_skip is True
+    then = mel_config("tiny", audio, latent_skip=False, freq_latent=False, encoder_view="mel")
+    old = asdict(then)
+    for key in ("latent_skip", "freq_latent", "encoder_view"):   # written before these fields
+        del old[key]
+    assert config_from_dict(MelVAEConfig, old) == then
+    now = mel_config("tiny", audio)
+    assert now.latent_skip and now.freq_latent and now.encoder_view == "pitch-harmonic"
+    assert config_from_dict(MelVAEConfig, asdict(now)) == now
