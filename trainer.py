@@ -63,6 +63,7 @@ class TrainConfig:
     kl_low_weight: float = 1.0          # KL weight of the first half of the latent channels
     kl_high_weight: float = 1.0         # ... and of the second half
     adv_weight: float = 0.1             # latent genre adversary (0 switches it off)
+    freq_grad_weight: float = 0.0       # mel loss: L1 of the gradient over frequency (contrast)
     lazy_threshold: float = 0.25        # warn when active units / latent units falls below
     seed: int = 0
     num_workers: int = 0
@@ -79,10 +80,14 @@ class TrainConfig:
 # gave the encoder gradients some 15x the reconstruction's, and it learnt to hide everything:
 # the decoder drew a per-genre mean spectrogram. 0.02 keeps the adversary at chance without
 # drowning the reconstruction (6-epoch demo runs: validation MSE 0.030 against 0.042).
+#
+# freq_grad_weight 1: with the pitch-harmonic view, 20 demo epochs (30 test clips, 3 s)
+# decode to a chroma correlation with the source of 0.83 and content retrieval 0.90, against
+# 0.67 and 0.70 with the MSE and temporal term alone; the validation MSE is no worse.
 TRAIN_PRESETS = {
-    "full": dict(beta_max=0.005, adv_weight=0.02),
+    "full": dict(beta_max=0.005, adv_weight=0.02, freq_grad_weight=1.0),
     "demo": dict(epochs=20, batch_size=16, lr=1e-3, warmup_steps=50, beta_max=0.005,
-                 beta_warmup_steps=400, free_bits=0.02, adv_weight=0.02),
+                 beta_warmup_steps=400, free_bits=0.02, adv_weight=0.02, freq_grad_weight=1.0),
     "tiny": dict(epochs=2, batch_size=4, lr=1e-3, warmup_steps=1, beta_warmup_steps=4, beta_max=0.1),
 }
 
@@ -155,7 +160,12 @@ def kl_terms(mu: torch.Tensor, logvar: torch.Tensor, cfg: TrainConfig) -> dict:
 
 class EfficientLoss(nn.Module):
     """0.7 x frequency-weighted MSE + 0.3 x L1 of the temporal gradient + beta x KL
-    (+ adv_weight x the latent adversary's cross-entropy). Returns named terms."""
+    (+ adv_weight x the latent adversary's cross-entropy). Returns named terms.
+
+    ``freq_grad_weight`` > 0 adds that weight x the L1 of the gradient over mel bins. The
+    MSE alone is met by a blurred spectrogram, whose harmonic peaks and valleys are smoothed:
+    the genre judge then reads low spectral contrast, whatever genre was asked for.
+    """
 
     def __init__(self, cfg: TrainConfig, audio: AudioConfig):
         super().__init__()
@@ -169,8 +179,10 @@ class EfficientLoss(nn.Module):
         recon, target = out["recon"].float(), out["target"].float()
         mse = (self.freq_weight * (recon - target).pow(2)).mean()
         grad_l1 = (torch.diff(recon, dim=-1) - torch.diff(target, dim=-1)).abs().mean()
-        terms = {"mse": mse, "grad_l1": grad_l1, **kl_terms(out["mu"], out["logvar"], self.cfg)}
-        terms["recon"] = 0.7 * mse + 0.3 * grad_l1
+        freq_grad_l1 = (torch.diff(recon, dim=-2) - torch.diff(target, dim=-2)).abs().mean()
+        terms = {"mse": mse, "grad_l1": grad_l1, "freq_grad_l1": freq_grad_l1,
+                 **kl_terms(out["mu"], out["logvar"], self.cfg)}
+        terms["recon"] = 0.7 * mse + 0.3 * grad_l1 + self.cfg.freq_grad_weight * freq_grad_l1
         return _finish(terms, out, genre, beta, self.cfg)
 
 

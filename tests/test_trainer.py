@@ -36,6 +36,27 @@ def test_a_real_training_step_lowers_the_loss():
     assert losses[-1] < 0.5 * losses[0]
 
 
+def test_frequency_gradient_term_penalises_blurred_harmonics_only():
+    """A mel blurred over frequency pays the contrast term; one shifted in level does not."""
+    audio = AudioConfig.preset("demo")
+    target = torch.full((2, 1, audio.n_mels, 16), -0.6)
+    target[:, :, 20::12] = 0.4                                  # harmonic peaks every 12 bins
+    blurred = torch.nn.functional.avg_pool2d(target, (5, 1), stride=1, padding=(2, 0), count_include_pad=False)
+    genre = torch.tensor([0, 1])
+
+    def terms(recon, weight):
+        cfg = override(trainer.TrainConfig(), freq_grad_weight=weight)
+        out = {"recon": recon, "target": target, "mu": torch.zeros(2, 4, 2), "logvar": torch.zeros(2, 4, 2)}
+        return trainer.EfficientLoss(cfg, audio)(out, genre, beta=0.0)
+
+    blur0, blur1 = terms(blurred, 0.0), terms(blurred, 1.0)
+    assert float(blur0["freq_grad_l1"]) > 0.05
+    assert float(blur1["recon"] - blur0["recon"]) == pytest.approx(float(blur0["freq_grad_l1"]))
+    level = terms(target + 0.1, 1.0)                            # same shape, louder
+    assert float(level["freq_grad_l1"]) == pytest.approx(0.0, abs=1e-6)
+    assert float(level["mse"]) == pytest.approx(0.01, rel=1e-4)
+
+
 def test_beta_schedules_and_free_bits():
     cfg = override(trainer.TrainConfig(), beta_max=0.5, beta_warmup_steps=10, beta_cycle_steps=8)
     warm = trainer.BetaSchedule(cfg)
@@ -52,7 +73,7 @@ def test_beta_schedules_and_free_bits():
 def test_checkpoint_rebuilds_the_model_and_rejects_foreign_files(tiny_checkpoint, tmp_path):
     model, state = trainer.load_model(tiny_checkpoint)
     raw = torch.load(tiny_checkpoint, weights_only=True)            # loads with weights_only
-    assert raw["family"] == "mel" and raw["genre_means"].shape == (10, model.cfg.latent_dim)
+    assert raw["family"] == "mel" and raw["genre_means"].shape == (10, model.cfg.latent_channels)
     for key in ("audio", "model", "train", "weights", "optimizer", "scheduler", "rng", "epoch",
                 "step", "beta", "genres", "best_val"):
         assert key in raw
@@ -79,7 +100,8 @@ def test_resuming_with_another_config_names_the_difference(tiny_checkpoint, synt
     result = subprocess.run(_cli("--data", synthetic_root, "--preset", "tiny", "--out", out, "--epochs", "3",
                                  "--set", "model.latent_dim=12"), capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
-    assert "latent_dim" in result.stderr and "checkpoint has 8" in result.stderr
+    trained = trainer.load_model(tiny_checkpoint)[0].cfg.latent_dim
+    assert trained != 12 and f"model.latent_dim: checkpoint has {trained}, expected 12" in result.stderr
 
 
 def test_unknown_options_are_errors(tmp_path):
