@@ -9,7 +9,8 @@ from prepare_data import AudioConfig
 
 @pytest.mark.parametrize("preset,frames,skip,freq", [("tiny", 128, False, False), ("tiny", 64, True, True),
                                                      ("tiny", 256, False, True), ("demo", 128, True, False),
-                                                     ("demo", 64, False, False), ("demo", 128, True, True)])
+                                                     ("demo", 64, False, False), ("demo", 128, True, True),
+                                                     ("full", 512, True, True)])
 def test_shapes_follow_the_config(preset, frames, skip, freq):
     audio = AudioConfig.preset("demo", n_frames=frames)
     cfg = mel_config(preset, audio, latent_skip=skip, freq_latent=freq)
