@@ -8,8 +8,9 @@ Steps: build (or reuse) the synthetic GTZAN; train the genre judge on the traini
 and report its held-out accuracy; round-trip five clips through the log-mel and the
 vocoder; train the VAE (``trainer.py``; re-running resumes); transfer five test clips to
 other genres with both methods; evaluate on the whole test split with a sweep of
-strengths; write ``audio_results/`` (WAVs, figures, manifest.csv, metrics.json) and print
-a summary table.
+strengths; write ``audio_results/`` (WAVs, figures, manifest.csv, metrics.json, and on
+the synthetic set ``transfer_curve.png``, success against content retrieval) and print a
+summary table.
 """
 from __future__ import annotations
 
@@ -123,6 +124,9 @@ def main(argv=None) -> dict:
         all_metrics[family] = metrics
         print(f"\n== {family} VAE ({preset}) on the test split ==")
         print(ev.summary_table(metrics))
+    if synthetic:
+        curve = ev.plot_transfer_curve({f"{f} VAE": m for f, m in all_metrics.items()}, out / "transfer_curve.png")
+        print(f"success against content retrieval: {curve}")
     from listening_page import write_report
     print(f"listening page: {write_report(out, judge=judge)}")
     (out / "summary.json").write_text(json.dumps({"seconds": round(time.time() - t0, 1),

@@ -1072,3 +1072,63 @@ def summary_table(metrics: dict) -> str:
                       f"{_fmt(lat.get('genre_use'))} (output change when z or the genre is swapped, "
                       f"relative to the difference between clips)"]
     return "\n".join(lines)
+
+
+def plot_transfer_curve(metrics_by_model: Mapping[str, dict], out_png, target: float | None = 0.6) -> Path:
+    """Transfer success against content retrieval, one line per model and method.
+
+    Each point is one strength of the sweep (labelled with it); the baselines (identity:
+    output = source; random target: a clip of the target genre) are the corners a transfer
+    sits between. ``target`` draws the goal box (success and retrieval both at least that).
+    Models without content retrieval (real data) are skipped; raises ValueError when none has it.
+
+    Parameters
+    ----------
+    metrics_by_model : {name: metrics dict or loaded metrics.json}
+    out_png : where the figure goes
+
+    Returns
+    -------
+    Path of the PNG written
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    markers, drawn, baselines = {"shift": "o", "conditional": "s"}, 0, {}
+    for model, metrics in metrics_by_model.items():
+        for method, entries in (metrics.get("transfer") or {}).items():
+            pts = [(e["content_retrieval"], e["success"], e["strength"]) for e in entries
+                   if e.get("content_retrieval") is not None]
+            if not pts:
+                continue
+            xs, ys, alphas = zip(*pts)
+            line, = ax.plot(xs, ys, marker=markers.get(method, "^"), label=f"{model}: {method}")
+            for x, y, a in pts:
+                ax.annotate(f"{a:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7,
+                            color=line.get_color())
+            drawn += 1
+        for name, e in (metrics.get("baselines") or {}).items():
+            if e.get("content_retrieval") is not None:
+                baselines.setdefault(name, (e["content_retrieval"], e["success"]))
+    if not drawn:
+        plt.close(fig)
+        raise ValueError("plot_transfer_curve: no model has content retrieval (synthetic data only)")
+    for name, (x, y) in baselines.items():
+        ax.scatter([x], [y], marker="*", s=120, color="black", zorder=3)
+        ax.annotate(name.replace("_", " "), (x, y), textcoords="offset points", xytext=(-6, -12),
+                    fontsize=8, ha="right" if x > 0.5 else "left")
+    if target is not None:
+        ax.add_patch(plt.Rectangle((target, target), 1.05 - target, 1.05 - target, color="green",
+                                   alpha=0.08, label=f"goal: both >= {target:g}"))
+    ax.set(xlim=(-0.03, 1.05), ylim=(-0.03, 1.05), xlabel="content retrieval (same song found)",
+           ylabel="transfer success (judge hears the target genre)",
+           title="Genre transfer: success against content kept")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="center right")
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return out_png

@@ -25,5 +25,8 @@ def test_quick_demo_writes_metrics_wavs_and_the_listening_page(tmp_path):
         for w in wavs:
             audio, _ = sf.read(w)
             assert np.isfinite(audio).all() and np.sqrt(np.mean(audio ** 2)) > 1e-4
+    import matplotlib.image as mpimg
+    curve = mpimg.imread(out / "transfer_curve.png")                      # success against retrieval
+    assert curve.ndim == 3 and min(curve.shape[:2]) > 200 and curve[..., :3].std() > 0.05
     page = (out / "index.html").read_text()
     assert page.count("<audio") >= 2 * 5 * 4                              # source, reconstruction, 2 methods

@@ -310,3 +310,18 @@ def test_build_metrics_rejects_malformed_transfer():
         ev.build_metrics({}, good["judge"], {"shift": [_entry()]}, good["baselines"])
     with pytest.raises(ValueError, match="random_target"):
         ev.build_metrics({}, good["judge"], good["transfer"], {"identity": _entry()})
+
+
+def test_transfer_curve_plots_models_with_content_retrieval_only(tmp_path):
+    import matplotlib.image as mpimg
+    rows = [{"strength": a, "success": s, "content_retrieval": r, "content_chroma_corr": 0.5, "n": 10}
+            for a, s, r in ((0.5, 0.1, 0.8), (1.0, 0.3, 0.6))]
+    synthetic = {"transfer": {"shift": rows, "conditional": rows[:1]},
+                 "baselines": {"identity": {"success": 0.0, "content_retrieval": 0.9}}}
+    real = {"transfer": {"shift": [dict(r, content_retrieval=None) for r in rows]}, "baselines": {}}
+    png = ev.plot_transfer_curve({"mel VAE": synthetic, "real": real}, tmp_path / "curve.png")
+    img = mpimg.imread(png)
+    assert img.ndim == 3 and min(img.shape[:2]) > 200
+    with pytest.raises(ValueError, match="no model has content retrieval"):
+        ev.plot_transfer_curve({"real": real}, tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
