@@ -1126,7 +1126,7 @@ def plot_transfer_curve(metrics_by_model: Mapping[str, dict], out_png, target: f
            ylabel="transfer success (judge hears the target genre)",
            title="Genre transfer: success against content kept")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="center right")
+    ax.legend(fontsize=8, loc="upper center")
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=120, bbox_inches="tight")
