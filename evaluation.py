@@ -1091,11 +1091,13 @@ def plot_transfer_curve(metrics_by_model: Mapping[str, dict], out_png, target: f
     -------
     Path of the PNG written
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
-    fig, ax = plt.subplots(figsize=(6.4, 5.2))
+    fig = Figure(figsize=(6.4, 5.2))           # not pyplot: a notebook's backend stays as it is
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     markers, drawn, baselines = {"shift": "o", "conditional": "s"}, 0, {}
     for model, metrics in metrics_by_model.items():
         for method, entries in (metrics.get("transfer") or {}).items():
@@ -1113,14 +1115,13 @@ def plot_transfer_curve(metrics_by_model: Mapping[str, dict], out_png, target: f
             if e.get("content_retrieval") is not None:
                 baselines.setdefault(name, (e["content_retrieval"], e["success"]))
     if not drawn:
-        plt.close(fig)
         raise ValueError("plot_transfer_curve: no model has content retrieval (synthetic data only)")
     for name, (x, y) in baselines.items():
         ax.scatter([x], [y], marker="*", s=120, color="black", zorder=3)
         ax.annotate(name.replace("_", " "), (x, y), textcoords="offset points", xytext=(-6, -12),
                     fontsize=8, ha="right" if x > 0.5 else "left")
     if target is not None:
-        ax.add_patch(plt.Rectangle((target, target), 1.05 - target, 1.05 - target, color="green",
+        ax.add_patch(Rectangle((target, target), 1.05 - target, 1.05 - target, color="green",
                                    alpha=0.08, label=f"goal: both >= {target:g}"))
     ax.set(xlim=(-0.03, 1.05), ylim=(-0.03, 1.05), xlabel="content retrieval (same song found)",
            ylabel="transfer success (judge hears the target genre)",
@@ -1130,5 +1131,4 @@ def plot_transfer_curve(metrics_by_model: Mapping[str, dict], out_png, target: f
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=120, bbox_inches="tight")
-    plt.close(fig)
     return out_png
