@@ -4,14 +4,14 @@ The browser test builds a results folder the way transfer.py leaves it (manifest
 output WAVs, metrics.json, sources outside the folder) plus a hand-made section with
 awkward names, writes the page, moves the folder elsewhere (so only relative links can
 work), and has Chromium check every player's duration, every picture and a screenshot.
-Chromium is installed with apt-get when missing (tests/browser.py); the test is skipped,
-with the reason, only where that cannot be done.
+Chromium is driven by selenium through Debian's ``chromium`` and ``chromium-driver``, which
+``make test`` installs (as root or with passwordless sudo); where they are missing the test
+is skipped, with the reason.
 """
 import csv
 import json
 import shutil
 import subprocess
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -19,8 +19,9 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import pytest
 import soundfile as sf
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
 
-import browser
 import listening_page as lp
 
 pytestmark = pytest.mark.filterwarnings("ignore:n_fft=.*is too large for input signal:UserWarning")
@@ -75,7 +76,7 @@ def transfer_outputs(root: Path) -> dict:
 
     Every file has its own duration, so a player showing the wrong file is caught.
     """
-    from transfer import append_manifest
+    from listening_page import record_outputs
 
     data, out = root / "data", root / "audio_results"
     fam = out / "mel"
@@ -88,9 +89,8 @@ def transfer_outputs(root: Path) -> dict:
         name = f"{src.stem}__{g_src}_to_{g_tgt}__{method}_{strength:g}.wav"
         tone(fam / name, seconds, sr=22050, freq=300.0 + 40 * i, seed=i)
         durations[name] = seconds
-        append_manifest(fam / "manifest.csv", {"source_file": str(src), "source_genre": g_src,
-                                               "target_genre": g_tgt, "method": method,
-                                               "strength": strength, "output_file": name})
+        record_outputs(fam, [{"source_file": str(src), "source_genre": g_src, "target_genre": g_tgt,
+                              "method": method, "strength": strength, "output_file": name}])
     (fam / "metrics.json").write_text(json.dumps(fake_metrics()))
     return {"out": out, "fam": fam, "data": data, "durations": durations}
 
@@ -119,17 +119,6 @@ def results(tmp_path_factory):
     shutil.copytree(made["out"], moved)
     shutil.rmtree(root)                             # the sources are gone: the page must not need them
     return {"page": moved / page.name, "out": moved, "section": section, "durations": made["durations"]}
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    t0 = time.monotonic()
-    try:
-        path = browser.ensure_chromium()
-    except browser.BrowserUnavailable as exc:
-        pytest.skip(f"headless Chromium unavailable: {exc}")
-    print(f"chromium: {path} ({browser.chromium_version(path)}), ready in {time.monotonic() - t0:.1f} s")
-    return path
 
 
 # --------------------------------------------------------------------------- without a browser
@@ -273,6 +262,37 @@ PROBE = """(async () => {
 })()"""
 
 
+CHROME_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-default-browser-check", "--mute-audio", "--hide-scrollbars",
+                "--force-device-scale-factor=1", f"--window-size={VIEWPORT[0]},{VIEWPORT[1]}")
+
+
+@pytest.fixture
+def chrome(tmp_path, monkeypatch):
+    """Debian's chromium, headless, driven by selenium through Debian's chromedriver."""
+    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (binary and driver):
+        pytest.skip("chromium/chromedriver not installed: "
+                    "make test installs them as root or with passwordless sudo")
+    monkeypatch.setenv("SE_OFFLINE", "true")     # Selenium Manager never downloads (the service path skips it)
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})    # DevTools events: requests
+    for flag in (*CHROME_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    service = Service(executable_path=driver, log_output=str(tmp_path / "chromedriver.log"))
+    drv = webdriver.Chrome(options=options, service=service)
+    try:
+        drv.set_script_timeout(60)
+        drv.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {   # the viewport, not the window
+            "width": VIEWPORT[0], "height": VIEWPORT[1], "deviceScaleFactor": 1, "mobile": False})
+        print(f"{binary} {drv.capabilities.get('browserVersion')}, {driver}")
+        yield drv
+    finally:
+        drv.quit()
+
+
 def _local(url: str, out: Path) -> Path:
     parsed = urlparse(url)
     assert parsed.scheme == "file", url
@@ -281,14 +301,16 @@ def _local(url: str, out: Path) -> Path:
     return path
 
 
-def test_page_in_headless_chromium(results, chromium, tmp_path):
+def test_page_in_headless_chromium(results, chrome, tmp_path):
     import matplotlib.image as mpimg
 
     out = results["out"]
-    with browser.Chromium(chromium, window=VIEWPORT) as chrome:
-        chrome.open(browser.file_url(results["page"]))
-        report = chrome.evaluate(PROBE, timeout=60)
-        png = chrome.screenshot()
+    page_url = results["page"].resolve().as_uri()
+    chrome.get(page_url)                                            # returns once the load event fired
+    assert chrome.current_url == page_url
+    assert chrome.execute_script("return [innerWidth, innerHeight, devicePixelRatio]") == [*VIEWPORT, 1]
+    report = chrome.execute_script("return " + PROBE)               # the promise is awaited
+    png = chrome.get_screenshot_as_png()
 
     assert report["scripts"] == 0
     assert report["h2"] == ["mel VAE", ODD_TITLE]                  # escaped text reads back verbatim
@@ -310,6 +332,12 @@ def test_page_in_headless_chromium(results, chromium, tmp_path):
         assert img["width"] > 0 and img["height"] > 0, f"{img['src']} did not decode"
     for url in report["resources"]:
         _local(url, out)                                            # nothing fetched from elsewhere
+    requested = {m["params"]["request"]["url"] for m in (json.loads(e["message"])["message"]
+                                                          for e in chrome.get_log("performance"))
+                 if m["method"] == "Network.requestWillBeSent" and m["params"].get("documentURL") == page_url}
+    fetched = {_local(u, out) for u in requested if not u.startswith("data:")}  # data: the players' icons
+    shown = {_local(x["src"], out) for x in report["audio"] + report["images"]}
+    assert fetched == shown | {results["page"].resolve()}           # the page, its players and pictures only
 
     shot = tmp_path / "page.png"
     shot.write_bytes(png)
