@@ -17,6 +17,7 @@ GENRES, AUDIO_EXTENSIONS, SPLITS
 BadAudioError(path, reason, detail)    ValueError naming the file and the reason
 FileRecord                             one audio file: path, genre, label, content_id
 BuildReport                            skipped (file, reason) pairs, counts, summary()
+read_file(path)                        any file as it is -> (float32 [T, C], native rate)
 decode_audio(path, sr, min_seconds)    any file -> mono float32 [T] at ``sr``
 check_header(path)                     cheap validity check (no decoding)
 AudioCache(cache_dir)                  decode once, ``.load(path, sr)`` -> memmap [T]
@@ -24,7 +25,10 @@ discover_files(data_path, report)      [FileRecord] of every audio file in a gen
 split_files(files, mode, ...)          {"train", "valid", "test"} -> [FileRecord]
 segment_starts(n, sr, duration, ...)   start samples of the segments of one clip
 GTZANSegments(files, sr, ...)          torch Dataset of (segment [T], genre index)
+clip_reader(records, sr, cache)        FileRecord -> whole clip [T] at ``sr``, through the cache
+pick_clips(records, genre, n)          n clips of one genre, spread over its records
 DataLoad(data_path)                    the seed's entry point: fetch_dataset, get_genre_names
+atomic_write(path, write)              write a file all at once (every writer in the project uses it)
 """
 from __future__ import annotations
 
@@ -50,6 +54,7 @@ GENRES = ("blues", "classical", "country", "disco", "hiphop",
 AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3")
 SPLITS = ("train", "valid", "test")
 MANIFEST = "synthetic_manifest.csv"
+GTZAN_SR = 22050             # GTZAN's clips are 22050 Hz mono
 SILENCE_PEAK = 1e-4          # a clip whose peak is below this is "silent"
 _CACHE_VERSION = 1           # bump when the decoded format changes
 
@@ -185,8 +190,9 @@ def check_header(path) -> None:
         raise BadAudioError(path, "truncated", why)
 
 
-def _read(path: Path) -> tuple[np.ndarray, int]:
-    """Raw decode -> (float32 [T, C], native rate). Raises BadAudioError."""
+def read_file(path: Path) -> tuple[np.ndarray, int]:
+    """Decode a file as it is: (float32 [T, C], native rate). BadAudioError (missing,
+    empty, unreadable, truncated) otherwise."""
     _check_present(path)
     try:
         info = sf.info(str(path))
@@ -232,7 +238,7 @@ def decode_audio(path, sr: int, min_seconds: float = 0.0) -> np.ndarray:
         reason missing, unreadable, empty, truncated, non-finite, silent or too short.
     """
     path = Path(path)
-    y, rate = _read(path)
+    y, rate = read_file(path)
     y = y.mean(axis=1) if y.shape[1] > 1 else y[:, 0]           # [T, C] -> [T]
     if y.size == 0:
         raise BadAudioError(path, "empty", "0 samples")
@@ -247,6 +253,35 @@ def decode_audio(path, sr: int, min_seconds: float = 0.0) -> np.ndarray:
         import librosa
         y = librosa.resample(y, orig_sr=rate, target_sr=sr, res_type="soxr_hq")
     return np.ascontiguousarray(y, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- files
+def atomic_write(path, write, mode: str = "wb", **open_kwargs) -> Path:
+    """Write ``path`` all at once: ``write(f)`` fills a temporary file in the same folder,
+    which then replaces ``path`` (``os.replace``); on any failure ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path : the file (missing folders are created)
+    write : callable taking the open temporary file
+    mode, open_kwargs : how the temporary file is opened ("wb", or "w" with e.g. newline="")
+
+    Returns
+    -------
+    Path written (readable by everyone, like a file opened normally under a 022 umask)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **open_kwargs) as f:
+            write(f)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 # --------------------------------------------------------------------------- cache
@@ -269,16 +304,6 @@ class AudioCache:
         key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{int(sr)}|v{_CACHE_VERSION}"
         return self.dir / f"{path.name}.{int(sr)}.{hashlib.sha1(key.encode()).hexdigest()[:16]}"
 
-    def _write(self, target: Path, write) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-", suffix=target.suffix)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
     def ensure(self, path, sr: int) -> Path:
         """Decode ``path`` at ``sr`` unless cached; return the ``.npy`` path.
         Raises :class:`BadAudioError` (also for a cached bad verdict)."""
@@ -299,9 +324,9 @@ class AudioCache:
             audio = decode_audio(path, sr)
         except BadAudioError as err:
             text = json.dumps({"file": str(path), "reason": err.reason, "detail": err.detail})
-            self._write(bad, lambda f: f.write(text.encode()))
+            atomic_write(bad, lambda f: f.write(text), mode="w")
             raise
-        self._write(npy, lambda f: np.save(f, audio))
+        atomic_write(npy, lambda f: np.save(f, audio))
         return npy
 
     def load(self, path, sr: int) -> np.ndarray:
@@ -513,7 +538,7 @@ class GTZANSegments(torch.utils.data.Dataset):
 
     _MAX_OPEN = 64   # each memmap holds a file descriptor: keep a few open, reopen the rest
 
-    def __init__(self, files, sr: int = 22050, duration: float = 5.0, n_segments: int = 5,
+    def __init__(self, files, sr: int = GTZAN_SR, duration: float = 5.0, n_segments: int = 5,
                  start: float = 2.5, end: float = 27.5, cache: AudioCache | None = None,
                  cache_dir=None, report: BuildReport | None = None, progress: bool = True):
         files = list(files)
@@ -574,6 +599,45 @@ class GTZANSegments(torch.utils.data.Dataset):
         return {**self.__dict__, "_open": collections.OrderedDict()}
 
 
+# --------------------------------------------------------------------------- whole clips
+def clip_reader(records, sr: int, cache: AudioCache | None = None, max_seconds: float | None = None):
+    """A function FileRecord -> mono float32 clip [T] at ``sr`` (its first ``max_seconds``),
+    read through ``cache`` (default: the cache of the records' data folder)."""
+    if cache is None:
+        cache = AudioCache(_roots(records[0].path.parent.parent)[0] / ".cache")
+    limit = int(max_seconds * sr) if max_seconds else None
+    return lambda rec: np.array(cache.load(rec.path, sr)[:limit], dtype=np.float32)
+
+
+def pick_clips(records, genre: str, n: int = 5) -> list:
+    """``n`` clips of ``genre``, spread evenly over the (sorted) records of that genre.
+
+    Parameters
+    ----------
+    records : FileRecord list, e.g. ``DataLoad(data).splits()["test"]``
+    genre : a name from GENRES
+    n : number of clips (>= 1)
+
+    Returns
+    -------
+    list of ``n`` distinct FileRecords, in the records' order
+
+    Raises
+    ------
+    ValueError : unknown genre, n < 1, or fewer than ``n`` clips of the genre
+    """
+    if genre not in GENRES:
+        raise ValueError(f"unknown genre {genre!r}; choose one of: {', '.join(GENRES)}")
+    if int(n) < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    pool = [r for r in records if r.genre == genre]
+    if len(pool) < n:
+        raise ValueError(f"only {len(pool)} clip(s) of {genre!r} among the {len(records)} records given, "
+                         f"{n} asked for (use another split, a larger data set or a smaller n)")
+    idx = np.linspace(0, len(pool) - 1, int(n)).round().astype(int)     # step >= 1: distinct
+    return [pool[i] for i in idx]
+
+
 # --------------------------------------------------------------------------- entry point
 class DataLoad:
     """The seed's entry point on a GTZAN folder (``Data`` or ``Data/genres_original``).
@@ -610,7 +674,7 @@ class DataLoad:
         return split_files(discover_files(self.audio_root, report), self.split_mode, self.seed,
                            self.fractions, report)
 
-    def dataset(self, split: str | None = None, sr: int = 22050, duration: float = 5.0,
+    def dataset(self, split: str | None = None, sr: int = GTZAN_SR, duration: float = 5.0,
                 n_segments: int = 5, start: float = 2.5, end: float = 27.5) -> GTZANSegments:
         """GTZANSegments of every good file (``split=None``) or of one split; the skipped
         files are in ``self.report`` and its summary is logged."""
@@ -626,7 +690,7 @@ class DataLoad:
         report.log()
         return ds
 
-    def fetch_dataset(self, sr: int = 22050, duration: float = 5.0, n_segments: int = 5,
+    def fetch_dataset(self, sr: int = GTZAN_SR, duration: float = 5.0, n_segments: int = 5,
                       start: float = 2.5, end: float = 27.5, split: str | None = None):
         """All segments of all good files (or of one split) in memory.
 

@@ -1,4 +1,4 @@
-"""Mel -> audio, figures and WAVs under ``audio_results/``, latent interpolation.
+"""Audio in and out: reading and resampling files, the mel vocoder, WAVs, figures, players.
 
 The vocoder turns the mel VAE's normalised log-mel back into a waveform, batched and in
 torch on the mel's device (GPU when there is one):
@@ -8,24 +8,22 @@ torch on the mel's device (GPU when there is one):
       spectrogram [B, F, K] --sqrt--> magnitude
       --fast Griffin-Lim (momentum 0.99, seeded random phase)--> waveform [B, T]
 
-The mel inversion sets most of the error (with the true magnitudes, 32 Griffin-Lim
-iterations reach a spectral convergence of ~0.1; from a mel, 0.2-0.5), so it is solved
-carefully: the power spectrum is modelled as non-negative window main lobes on a half-bin
-grid (what sinusoids and smooth noise look like through a Hann window) and fitted to the
-mel by 128 accelerated projected-gradient steps. This replaces the seed's
-``librosa.feature.inverse.mel_to_audio(M, n_iter=100)`` (L-BFGS NNLS over bins + 100
-Griffin-Lim iterations) at a lower spectral convergence and several times its speed;
-``benchmark_vocoder`` measures both on the same mel.
+The mel inversion sets most of the error, so it is solved carefully: the power spectrum is
+modelled as non-negative window main lobes on a half-bin grid (what sinusoids and smooth
+noise look like through a Hann window) and fitted to the mel by accelerated projected-
+gradient steps. It replaces the seed's ``librosa.feature.inverse.mel_to_audio``; ``make
+bench`` compares the two.
 
 Public API
 ----------
+read_audio_file(path)                          any file -> (float32 [C, T], its sample rate)
+resample(audio, sr_from, sr_to)                [..., T] -> [..., T'] (torchaudio's windowed sinc)
 high_quality_mel_to_audio(mel_norm, cfg, n_iter, length)   normalised mel -> waveform
 mel_to_linear_power(power_mel, cfg, n_iter)    [B, M, F] power mel -> [B, K, F] power spectrogram
 griffin_lim(magnitude, cfg, n_iter, momentum, length, seed)  [B, K, F] -> [B, T]
-spectral_convergence(reference, output, n_fft, hop_length)
-benchmark_vocoder(audio, cfg, repeats)         ours vs librosa: time and spectral convergence
 save_wav(path, audio, sr)                      atomic 16-bit PCM WAV
 plot_mel(ax, mel, cfg, title)                  one log-mel on a matplotlib axes
+mel_grid_figure(rows, cfg, png, title)         a grid of log-mels of waveforms, one row per clip
 crossfade_concat(chunks, overlap)              join clips with raised-cosine cross-fades
 enhanced_visualize_and_play(original, reconstruction, transfer, cfg, ...)
 lerp(a, b, t) / slerp(a, b, t)                 latent paths
@@ -35,9 +33,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-import tempfile
-import time
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -45,11 +40,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from prepare_data import AudioConfig, enhanced_audio_to_mel, mel_db, mel_filterbank, norm_to_db
+from prepare_data import AudioConfig, mel_db, mel_filterbank, norm_to_db
+from SlicingDataLoading import BadAudioError, atomic_write, read_file
 
 __all__ = [
-    "high_quality_mel_to_audio", "mel_to_linear_power", "griffin_lim", "spectral_convergence",
-    "benchmark_vocoder", "save_wav", "plot_mel", "crossfade_concat",
+    "read_audio_file", "resample", "high_quality_mel_to_audio", "mel_to_linear_power", "griffin_lim",
+    "save_wav", "plot_mel", "mel_grid_figure", "crossfade_concat",
     "enhanced_visualize_and_play", "lerp", "slerp", "interpolate_latent_space",
 ]
 
@@ -336,7 +332,7 @@ def griffin_lim(magnitude: torch.Tensor, cfg: AudioConfig, n_iter: int = DEFAULT
     return out[0] if single else out
 
 
-def high_quality_mel_to_audio(mel_norm, cfg: AudioConfig, n_iter: int = DEFAULT_GL_ITER,
+def high_quality_mel_to_audio(mel_norm, cfg: AudioConfig | None = None, n_iter: int = DEFAULT_GL_ITER,
                               length: int | None = None, *, nnls_iter: int = DEFAULT_NNLS_ITER,
                               momentum: float = 0.99, seed: int = 0) -> torch.Tensor:
     """Vocode a normalised log-mel: NNLS mel inversion + fast Griffin-Lim, batched, in torch.
@@ -346,7 +342,7 @@ def high_quality_mel_to_audio(mel_norm, cfg: AudioConfig, n_iter: int = DEFAULT_
     mel_norm : Tensor or ndarray, [M, F], [1, M, F], [B, M, F] or [B, 1, M, F] in [-1, 1]
         (M = cfg.n_mels; values outside are clipped; -1, silence and padding, vocodes to 0).
         [1, M, F] is read as one item with its channel axis.
-    cfg : AudioConfig the mel was made with (saved in the checkpoint)
+    cfg : AudioConfig the mel was made with (saved in the checkpoint; default ``AudioConfig()``)
     n_iter : Griffin-Lim iterations
     length : trim / zero-pad the output to this many samples (default (F - 1) * hop)
     nnls_iter : FISTA iterations of the mel inversion
@@ -360,6 +356,7 @@ def high_quality_mel_to_audio(mel_norm, cfg: AudioConfig, n_iter: int = DEFAULT_
     ------
     ValueError on a wrong shape, an n_mels that differs from cfg, or NaN / inf values.
     """
+    cfg = cfg if cfg is not None else AudioConfig()
     mel, single = _as_mel_batch(mel_norm, cfg)                        # (B, M, F)
     ops = _operators(cfg, str(mel.device))
     with torch.no_grad(), torch.autocast(device_type=mel.device.type, enabled=False):
@@ -371,86 +368,30 @@ def high_quality_mel_to_audio(mel_norm, cfg: AudioConfig, n_iter: int = DEFAULT_
     return audio[0] if single else audio
 
 
-# --------------------------------------------------------------------------- evaluation
-def spectral_convergence(reference, output, n_fft: int = 2048, hop_length: int = 512) -> float:
-    """|| |STFT(reference)| - |STFT(output)| ||_F / || |STFT(reference)| ||_F.
-
-    The project has one definition, :func:`evaluation.spectral_convergence` (centred Hann
-    frames, zero padding, as the mel front-end); this forwards to it.
-
-    Parameters
-    ----------
-    reference, output : ndarray [T], mono, the same length
-    n_fft, hop_length : STFT parameters
-
-    Returns
-    -------
-    float >= 0 (0: same magnitudes; 0.5 for ``output = 0.5 * reference``)
-    """
-    from evaluation import spectral_convergence as _spectral_convergence  # lazy: no import cycle
-
-    return _spectral_convergence(reference, output, n_fft, hop_length)
-
-
-def benchmark_vocoder(audio, cfg: AudioConfig, repeats: int = 3, n_iter: int = DEFAULT_GL_ITER,
-                      librosa_iter: int = 100, device: str = "cpu") -> dict:
-    """Time and score our vocoder against the seed's librosa ``mel_to_audio`` on one clip.
-
-    Both vocode the same mel (the clip's normalised log-mel, natural frame count); librosa
-    runs ``mel_to_audio``'s two steps (``mel_to_stft`` + ``griffinlim``) with a seeded initial
-    phase, so its score repeats. Timings are interleaved, the minimum over ``repeats`` is
-    kept, after one short warm-up each.
-
-    Parameters
-    ----------
-    audio : ndarray float32 [T] at cfg.sample_rate
-    cfg : AudioConfig
-    repeats : timed runs of each
-    n_iter : our Griffin-Lim iterations; librosa_iter : librosa's (the seed used 100)
-    device : where ours runs (librosa is CPU-only; "cpu" compares like with like)
-
-    Returns
-    -------
-    dict librosa_s, ours_s, speedup, librosa_sc, ours_sc (spectral convergence against
-    ``audio``), plus frames and device.
-    """
-    import librosa
-
-    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
-    mel = enhanced_audio_to_mel(torch.from_numpy(audio), cfg, fit=False)[0, 0].to(device)  # (M, F)
-    power = torch.pow(10.0, norm_to_db(mel, cfg) / 10.0).cpu().numpy()  # the seed's dB -> power
-    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
-
-    def run_librosa(m, length):                                       # = mel_to_audio, seeded phase
-        stft = librosa.feature.inverse.mel_to_stft(m, sr=cfg.sample_rate, n_fft=cfg.n_fft, power=2.0,
-                                                   fmin=cfg.fmin, fmax=cfg.f_max)
-        return librosa.griffinlim(stft, n_iter=librosa_iter, hop_length=cfg.hop_length, n_fft=cfg.n_fft,
-                                  center=True, pad_mode="constant", length=length, random_state=0)
-
-    def run_ours(m, length):
-        out = high_quality_mel_to_audio(m, cfg, n_iter=n_iter, length=length)
-        sync()
-        return out
-
-    run_librosa(power[:, :16], None)                                  # warm-up (filters, caches)
-    run_ours(mel[:, :16], None)
-    times = {"librosa": [], "ours": []}
-    outputs = {}
-    for _ in range(max(1, repeats)):
-        for name, fn, m in (("librosa", run_librosa, power), ("ours", run_ours, mel)):
-            start = time.perf_counter()
-            outputs[name] = fn(m, len(audio))
-            times[name].append(time.perf_counter() - start)
-    ours = outputs["ours"].cpu().numpy()
-    result = {"librosa_s": min(times["librosa"]), "ours_s": min(times["ours"])}
-    result["speedup"] = result["librosa_s"] / result["ours_s"]
-    result["librosa_sc"] = spectral_convergence(audio, outputs["librosa"], cfg.n_fft, cfg.hop_length)
-    result["ours_sc"] = spectral_convergence(audio, ours, cfg.n_fft, cfg.hop_length)
-    result.update(frames=int(mel.shape[-1]), device=str(device))
-    return result
-
-
 # --------------------------------------------------------------------------- files
+def read_audio_file(path) -> tuple[np.ndarray, int]:
+    """Decode a file keeping its channels and rate: (audio float32 [C, T], sample rate).
+
+    Raises SlicingDataLoading.BadAudioError (a ValueError) naming the file and the reason:
+    missing, empty, unreadable (not a recognised audio format), truncated, non-finite.
+    """
+    path = Path(path)
+    data, sr = read_file(path)                                        # (T, C)
+    if data.shape[0] == 0:
+        raise BadAudioError(path, "empty", "0 samples")
+    if not np.isfinite(data).all():
+        raise BadAudioError(path, "non-finite", f"{int((~np.isfinite(data)).sum())} NaN/inf samples")
+    return np.ascontiguousarray(data.T), int(sr)
+
+
+def resample(audio: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
+    """[..., T] at sr_from -> [..., T'] at sr_to (torchaudio's windowed sinc)."""
+    if sr_from == sr_to:
+        return np.asarray(audio).astype(np.float32)
+    import torchaudio.functional as AF
+    return AF.resample(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)), sr_from, sr_to).numpy()
+
+
 def _to_numpy(x) -> np.ndarray:
     if torch.is_tensor(x):
         return x.detach().float().cpu().numpy()
@@ -480,16 +421,8 @@ def save_wav(path, audio, sr: int) -> Path:
         raise ValueError(f"save_wav {path}: audio of shape {data.shape}, expected [T] or [C, T]")
     if not np.isfinite(data).all():
         raise ValueError(f"save_wav {path}: audio contains NaN or inf")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        sf.write(tmp, np.clip(data, -1.0, 1.0), int(sr), subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: sf.write(f, np.clip(data, -1.0, 1.0), int(sr), subtype="PCM_16",
+                                                 format="WAV"))
 
 
 def crossfade_concat(chunks: Sequence, overlap: int):
@@ -593,6 +526,30 @@ def _new_figure(n_rows: int, n_cols: int, size: tuple[float, float]):
     return fig, axes
 
 
+def mel_grid_figure(rows: Sequence[Sequence[tuple]], cfg: AudioConfig, png, title: str = "") -> Path:
+    """A grid of log-mels, one row per clip: ``rows[i]`` is a list of (waveform [T] at
+    ``cfg.sample_rate``, panel title). Drawn on the Agg canvas; parent folders are created.
+
+    Returns
+    -------
+    Path of the PNG
+    """
+    n_cols = max(len(r) for r in rows)
+    fig, axes = _new_figure(len(rows), n_cols, (4.2 * n_cols, 2.3 * len(rows) + 0.5))
+    for i, row in enumerate(rows):
+        for j, (audio, name) in enumerate(row):
+            db = mel_db(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32)), cfg)
+            plot_mel(axes[i, j], db.numpy(), cfg, name, kind="db", colorbar=j == n_cols - 1)
+            if j:
+                axes[i, j].set_ylabel("")
+    if title:
+        fig.suptitle(title)
+    png = Path(png)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=80)
+    return png
+
+
 def _in_ipython() -> bool:
     try:
         from IPython import get_ipython
@@ -673,9 +630,13 @@ def enhanced_visualize_and_play(original, reconstruction=None, transfer=None,
 
 
 # --------------------------------------------------------------------------- latent paths
-def _weights(t, like: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
-    return t.reshape(-1), t.dim() == 0
+def _endpoints(a, b, t, name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]:
+    """(a, b) as tensors of one shape, the weights t as a vector [S], and whether t was a scalar."""
+    a, b = torch.as_tensor(a), torch.as_tensor(b)
+    if a.shape != b.shape:
+        raise ValueError(f"{name}: shapes differ, {tuple(a.shape)} vs {tuple(b.shape)}")
+    t = torch.as_tensor(t, dtype=a.dtype, device=a.device)
+    return a, b, t.reshape(-1), t.dim() == 0
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t) -> torch.Tensor:
@@ -690,10 +651,7 @@ def lerp(a: torch.Tensor, b: torch.Tensor, t) -> torch.Tensor:
     -------
     Tensor [D...] for a float ``t``, [S, D...] for a vector.
     """
-    a, b = torch.as_tensor(a), torch.as_tensor(b)
-    if a.shape != b.shape:
-        raise ValueError(f"lerp: shapes differ, {tuple(a.shape)} vs {tuple(b.shape)}")
-    w, scalar = _weights(t, a)
+    a, b, w, scalar = _endpoints(a, b, t, "lerp")
     w = w.reshape(-1, *([1] * a.dim()))
     out = (1.0 - w) * a.unsqueeze(0) + w * b.unsqueeze(0)             # exact at t = 0 and t = 1
     return out[0] if scalar else out
@@ -715,10 +673,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t, eps: float = 1e-6) -> torch.Tenso
     -------
     Tensor [D...] for a float ``t``, [S, D...] for a vector.
     """
-    a, b = torch.as_tensor(a), torch.as_tensor(b)
-    if a.shape != b.shape:
-        raise ValueError(f"slerp: shapes differ, {tuple(a.shape)} vs {tuple(b.shape)}")
-    w, scalar = _weights(t, a)
+    a, b, w, scalar = _endpoints(a, b, t, "slerp")
     va, vb = a.reshape(-1).double(), b.reshape(-1).double()
     na, nb = va.norm(), vb.norm()
     if float(na) == 0.0 or float(nb) == 0.0:

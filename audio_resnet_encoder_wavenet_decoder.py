@@ -14,7 +14,7 @@ time on a CPU at the demo preset.
 
 Nothing in the model depends on the segment length: every layer is a convolution, and the
 genre enters through per-channel vectors. The bottleneck (bounded log-variance) and the
-latent genre adversary are the shared pieces from :mod:`model`.
+latent genre adversary are the shared pieces from :mod:`vae_parts`.
 
 Public API
 ----------
@@ -23,7 +23,6 @@ WAVE_PRESETS             model overrides per preset: ``tiny`` (tests), ``demo`` 
 AUDIO_PRESETS            AudioConfig overrides per preset (sample rate, segment, mel-loss sizes)
 TRAIN_PRESETS            TrainConfig overrides per preset (the trainer uses them for ``--model wave``)
 wave_config(preset, audio, **changes) -> WaveVAEConfig
-audio_config(preset, **changes) -> AudioConfig   the AudioConfig a preset trains with
 ResidualUnit             dilated conv + 1x1 conv with an identity skip
 Resnet1DBlock            a strided convolution, then residual units (dilations 1, 3, 9 ...)
 UpsampleBlock            its mirror: residual units, nearest-neighbour x stride, convolution
@@ -43,9 +42,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from model import GaussianBottleneck, GenreEmbedding, LatentGenreAdversary
 from prepare_data import AudioConfig, build_mel_transform, override
-from trainer import _finish, kl_terms
+from vae_parts import GaussianBottleneck, GenreEmbedding, LatentGenreAdversary, kl_terms, total_loss
 
 
 # --------------------------------------------------------------------------- config
@@ -54,7 +52,7 @@ class WaveVAEConfig:
     """Sizes of the waveform VAE. ``sample_rate`` and ``segment_samples`` come from the
     AudioConfig; the hop (samples per latent frame) is derived from ``strides``."""
 
-    sample_rate: int = 22050
+    sample_rate: int = AudioConfig.sample_rate
     segment_samples: int = 110250                # training segment (any length >= hop works)
     n_genres: int = 10
     channels: tuple = (32, 64, 128, 256, 384)    # encoder stem, then the output of each stride
@@ -137,7 +135,7 @@ WAVE_PRESETS = {
                  dilation_cycle=4),
 }
 
-# Applied on top of AudioConfig.preset("full") for "full" and AudioConfig.preset("demo") otherwise.
+# Applied on top of AudioConfig.preset(preset) (trainer.configs reads them through the family).
 # The STFT sizes only feed the loss (multi-resolution STFT around n_fft, mel L1 with n_mels).
 AUDIO_PRESETS = {
     "full": {},
@@ -157,21 +155,13 @@ TRAIN_PRESETS = {
 }
 
 
-def audio_config(preset: str, **changes) -> AudioConfig:
-    """The AudioConfig the waveform VAE's ``preset`` trains with (the trainer calls this)."""
-    if preset not in AUDIO_PRESETS:
-        raise KeyError(f"unknown waveform VAE preset {preset!r}; choose from {sorted(AUDIO_PRESETS)}")
-    base = AudioConfig.preset("full" if preset == "full" else "demo")
-    return override(override(base, **AUDIO_PRESETS[preset]), **changes)
-
-
 def wave_config(preset: str, audio: AudioConfig, **changes) -> WaveVAEConfig:
     """The named preset sized for ``audio`` (sample rate and segment derived, not typed).
 
     Parameters
     ----------
     preset : "tiny" | "demo" | "full"
-    audio : the AudioConfig of the data (see :func:`audio_config`)
+    audio : the AudioConfig of the data (``trainer.configs("wave", preset)`` builds both)
     changes : WaveVAEConfig overrides; unknown keys or wrong types are an error
 
     Returns
@@ -397,22 +387,24 @@ class Decoder(nn.Module):
 class CVAE(nn.Module):
     """Conditional waveform VAE: ResNet-1D encoder -> Gaussian latent sequence -> WaveNet
     decoder told the genre; optional latent genre adversary. ``forward(x, genre)`` returns
-    a dict of named outputs, as :class:`model.MelVAE` does."""
+    a dict of named outputs, as :class:`model.MelVAE` does. ``encoder`` and ``decoder``
+    default to :class:`Encoder` and :class:`Decoder`; an experiment passes its own."""
 
     family = "wave"
 
-    def __init__(self, cfg: WaveVAEConfig, audio: AudioConfig):
+    def __init__(self, cfg: WaveVAEConfig, audio: AudioConfig, encoder: nn.Module | None = None,
+                 decoder: nn.Module | None = None):
         super().__init__()
         cfg.validate()
         if cfg.sample_rate != audio.sample_rate:
             raise ValueError(f"WaveVAEConfig.sample_rate={cfg.sample_rate} differs from the "
                              f"AudioConfig's sample_rate={audio.sample_rate}; build it with wave_config")
         self.cfg, self.audio = cfg, audio
-        self.encoder = Encoder(cfg)
+        self.encoder = encoder if encoder is not None else Encoder(cfg)
         self.bottleneck = GaussianBottleneck(self.encoder.out_channels, cfg.latent_dim, cfg.logvar_bound,
                                              cfg.init_logvar)
         self.genre_embedding = GenreEmbedding(cfg.n_genres, cfg.genre_embed_dim, cfg.genre_dropout)
-        self.decoder = Decoder(cfg)
+        self.decoder = decoder if decoder is not None else Decoder(cfg)
         self.adversary = LatentGenreAdversary(cfg.latent_dim, cfg.n_genres) if cfg.adversary else None
 
     def prepare(self, wave: torch.Tensor) -> torch.Tensor:
@@ -506,4 +498,4 @@ class WaveformLoss(nn.Module):
             terms = self.spectral_terms(out["recon"].float(), out["target"].float())
         terms.update(kl_terms(out["mu"], out["logvar"], self.cfg))
         terms["recon"] = sum(w * terms[k] for k, w in self.WEIGHTS.items())
-        return _finish(terms, out, genre, beta, self.cfg)
+        return total_loss(terms, out, genre, beta, self.cfg)

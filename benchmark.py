@@ -31,7 +31,9 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from audio_io import DEFAULT_GL_ITER
 from prepare_data import AudioConfig
+from SlicingDataLoading import GTZAN_SR
 
 ROOT = Path(__file__).resolve().parent
 
@@ -50,9 +52,70 @@ def bench_synthetic(work: Path, n: int = 20) -> dict:
     return {"clips": n, "seconds": dt, "clips_per_s": n / dt}
 
 
+def benchmark_vocoder(audio, cfg: AudioConfig, repeats: int = 3, n_iter: int = DEFAULT_GL_ITER,
+                      librosa_iter: int = 100, device: str = "cpu") -> dict:
+    """Time and score our vocoder against the seed's librosa ``mel_to_audio`` on one clip.
+
+    Both vocode the same mel (the clip's normalised log-mel, natural frame count); librosa
+    runs ``mel_to_audio``'s two steps (``mel_to_stft`` + ``griffinlim``) with a seeded initial
+    phase, so its score repeats. Timings are interleaved, the minimum over ``repeats`` is
+    kept, after one short warm-up each.
+
+    Parameters
+    ----------
+    audio : ndarray float32 [T] at cfg.sample_rate
+    cfg : AudioConfig
+    repeats : timed runs of each
+    n_iter : our Griffin-Lim iterations; librosa_iter : librosa's (the seed used 100)
+    device : where ours runs (librosa is CPU-only; "cpu" compares like with like)
+
+    Returns
+    -------
+    dict librosa_s, ours_s, speedup, librosa_sc, ours_sc (spectral convergence against
+    ``audio``), plus frames and device.
+    """
+    import librosa
+
+    from audio_io import high_quality_mel_to_audio
+    from evaluation import spectral_convergence
+    from prepare_data import enhanced_audio_to_mel, norm_to_db
+
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    mel = enhanced_audio_to_mel(torch.from_numpy(audio), cfg, fit=False)[0, 0].to(device)  # (M, F)
+    power = torch.pow(10.0, norm_to_db(mel, cfg) / 10.0).cpu().numpy()  # the seed's dB -> power
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+
+    def run_librosa(m, length):                                       # = mel_to_audio, seeded phase
+        stft = librosa.feature.inverse.mel_to_stft(m, sr=cfg.sample_rate, n_fft=cfg.n_fft, power=2.0,
+                                                   fmin=cfg.fmin, fmax=cfg.f_max)
+        return librosa.griffinlim(stft, n_iter=librosa_iter, hop_length=cfg.hop_length, n_fft=cfg.n_fft,
+                                  center=True, pad_mode="constant", length=length, random_state=0)
+
+    def run_ours(m, length):
+        out = high_quality_mel_to_audio(m, cfg, n_iter=n_iter, length=length)
+        sync()
+        return out
+
+    run_librosa(power[:, :16], None)                                  # warm-up (filters, caches)
+    run_ours(mel[:, :16], None)
+    times = {"librosa": [], "ours": []}
+    outputs = {}
+    for _ in range(max(1, repeats)):
+        for name, fn, m in (("librosa", run_librosa, power), ("ours", run_ours, mel)):
+            start = time.perf_counter()
+            outputs[name] = fn(m, len(audio))
+            times[name].append(time.perf_counter() - start)
+    ours = outputs["ours"].cpu().numpy()
+    result = {"librosa_s": min(times["librosa"]), "ours_s": min(times["ours"])}
+    result["speedup"] = result["librosa_s"] / result["ours_s"]
+    result["librosa_sc"] = spectral_convergence(audio, outputs["librosa"], cfg.n_fft, cfg.hop_length)
+    result["ours_sc"] = spectral_convergence(audio, ours, cfg.n_fft, cfg.hop_length)
+    result.update(frames=int(mel.shape[-1]), device=str(device))
+    return result
+
+
 def bench_vocoder(n_clips: int = 3) -> list[dict]:
     import synthetic_gtzan
-    from audio_io import benchmark_vocoder
     cfg = AudioConfig(n_frames=None)
     rows = []
     for i, genre in enumerate(["jazz", "rock", "classical", "hiphop", "reggae"][:n_clips]):
@@ -78,19 +141,19 @@ def bench_loader(work: Path, n_files: int = 1000) -> dict:
     for i, name in enumerate(names):
         genre = name.split(".")[0]
         (root / "genres_original" / genre).mkdir(parents=True, exist_ok=True)
-        sf.write(root / "genres_original" / genre / f"{name}.wav", srcs[i % 10], 22050, subtype="PCM_16")
+        sf.write(root / "genres_original" / genre / f"{name}.wav", srcs[i % 10], GTZAN_SR, subtype="PCM_16")
     files = sorted((root / "genres_original").rglob("*.wav"))
     starts = [2.5 + 5 * k for k in range(5)]
 
     t = time.perf_counter()                                  # the seed's way (warm page cache)
     for f in files:
         for s in starts:
-            librosa.load(f, sr=22050, offset=s, duration=5.0)
+            librosa.load(f, sr=GTZAN_SR, offset=s, duration=5.0)
     seed_s = time.perf_counter() - t
 
     def ours() -> float:
         t = time.perf_counter()
-        audio, labels = DataLoad(root, split_mode="random").fetch_dataset(sr=22050, duration=5.0)
+        audio, labels = DataLoad(root, split_mode="random").fetch_dataset(sr=GTZAN_SR, duration=5.0)
         assert audio.shape == (5 * len(files), 110250)
         return time.perf_counter() - t
 
@@ -113,13 +176,13 @@ def _train_one(family: str, preset: str, style: str, device: str, steps: int, ba
     import gc
     import resource
     import trainer
-    audio, model_cfg, train_cfg = trainer.configs_for(family, preset)
+    audio, model_cfg, train_cfg = trainer.configs(family, preset)
     torch.manual_seed(0)
     model = trainer.build_model(family, model_cfg, audio).to(device)
     ours, cuda = style == "ours", device == "cuda"
     if ours and cuda and family == "mel":
         model = model.to(memory_format=torch.channels_last)
-    loss_fn = trainer._families()[family]["loss"](train_cfg, audio).to(device)
+    loss_fn = trainer.get_family(family).loss(train_cfg, audio).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     b = batch or train_cfg.batch_size
     wave = torch.randn(b, audio.segment_samples) * 0.1
@@ -168,14 +231,10 @@ def bench_training(presets=("demo", "full"), families=("mel", "wave"), steps: in
     import json
     import subprocess
     import sys
-    import trainer
     device = "cuda" if torch.cuda.is_available() else "cpu"
     steps = steps or (20 if device == "cuda" else 5)
     rows = []
     for family in families:
-        if family not in trainer._families():
-            print(f"training: family {family!r} not available, skipped")
-            continue
         for preset in presets:
             if device == "cpu" and (family, preset) == ("wave", "full"):
                 print("training: wave/full skipped on a CPU (a 5 s audio-rate WaveNet step takes minutes)")
@@ -211,8 +270,10 @@ def render_sections(results: dict) -> dict:
         out["synthetic"] = "\n".join(["## Synthetic GTZAN", "", who, "", f"{s['clips']} clips of 30 s in "
                                       f"{s['seconds']:.1f} s: **{s['clips_per_s']:.2f} clips/s** (2 worker processes).", ""])
     if "vocoder" in results:
+        cfg = AudioConfig()
         lines = ["## Vocoder: ours vs librosa.feature.inverse.mel_to_audio (100 Griffin-Lim iterations)", "", who, "",
-                 "Same 10 s log-mel (22050 Hz, n_fft 2048, hop 512, 128 mels); spectral convergence of the "
+                 f"Same 10 s log-mel ({cfg.sample_rate} Hz, n_fft {cfg.n_fft}, hop {cfg.hop_length}, "
+                 f"{cfg.n_mels} mels); spectral convergence of the "
                  "vocoded audio against the original (lower is better).", ""]
         lines += _table(["clip", "librosa s", "ours s", "speed-up", "librosa SC", "ours SC"],
                         [[r["clip"], f"{r['librosa_s']:.2f}", f"{r['ours_s']:.2f}", f"**{r['speedup']:.1f}x**",
@@ -281,20 +342,19 @@ def bench_decode(families=("mel", "wave"), preset: str = "demo", seconds: float 
     with randomly initialised weights (speed does not depend on them)."""
     import synthetic_gtzan
     import trainer
+    from audio_io import resample
     from SlicingDataLoading import GENRES
-    from transfer import GenreTransfer, resample
+    from transfer import GenreTransfer
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     rows = []
     try:
         for family in families:
-            if family not in trainer._families():
-                continue
-            audio, model_cfg, _ = trainer.configs_for(family, preset)
+            audio, model_cfg, _ = trainer.configs(family, preset)
             torch.manual_seed(0)
             model = trainer.build_model(family, model_cfg, audio).eval()
             tr = GenreTransfer(model, {"genres": GENRES, "genre_means": torch.zeros(0)})
-            clip = resample(synthetic_gtzan.render_clip(0, "blues", duration=seconds), 22050, audio.sample_rate)
+            clip = resample(synthetic_gtzan.render_clip(0, "blues", duration=seconds), GTZAN_SR, audio.sample_rate)
             tr.transfer_mono(clip[: audio.sample_rate * 3], "blues", "reggae")          # warm-up
             t = time.perf_counter()
             out = tr.transfer_mono(clip, "blues", "reggae")

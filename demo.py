@@ -22,31 +22,17 @@ from pathlib import Path
 import numpy as np
 
 import evaluation as ev
-from prepare_data import AudioConfig
-from SlicingDataLoading import GENRES, AudioCache, BuildReport, DataLoad
-from transfer import clip_reader
-
-
-def train_judge(loader: DataLoad, sr: int, out: Path, seconds: float | None = None) -> ev.GenreJudge:
-    """Fit the judge on the training split's original clips; held-out accuracy on the test split."""
-    report = BuildReport()
-    splits = loader.splits(report)
-    def clips(records):
-        load = clip_reader(records, sr, loader.cache, seconds)
-        return [load(r) for r in records]
-
-    judge = ev.GenreJudge(n_jobs=2).fit(clips(splits["train"]), [r.label for r in splits["train"]], sr)
-    judge.evaluate(clips(splits["test"]), [r.label for r in splits["test"]], sr)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    judge.to_file(out)
-    return judge
+import trainer
+from audio_io import enhanced_visualize_and_play, high_quality_mel_to_audio
+from listening_page import write_report
+from prepare_data import AudioConfig, enhanced_audio_to_mel
+from SlicingDataLoading import GENRES, AudioCache, BuildReport, DataLoad, clip_reader
+from transfer import GenreTransfer
 
 
 def round_trip(records, cache: AudioCache, cfg: AudioConfig, out_dir: Path) -> list[dict]:
     """Mel -> vocoder -> audio for five clips: figures and WAVs, and the reconstruction error."""
     import torch
-    from audio_io import enhanced_visualize_and_play, high_quality_mel_to_audio
-    from prepare_data import enhanced_audio_to_mel
     rows, load = [], clip_reader(records, cfg.sample_rate, cache)
     for rec in records:
         audio = load(rec)
@@ -79,15 +65,13 @@ def main(argv=None) -> dict:
     preset = "tiny" if args.quick else "demo"
     per_genre, duration = (3, 4.0) if args.quick else (args.per_genre, args.duration)
 
-    import trainer
-    from transfer import GenreTransfer, evaluate_model
-    data = trainer.ensure_data(args.data, per_genre, duration, 22050)
+    data = trainer.ensure_data(args.data, per_genre, duration)
     loader = DataLoad(data)
     splits = loader.splits(BuildReport())
     print(f"data: {data}  files train/valid/test = "
           f"{len(splits['train'])}/{len(splits['valid'])}/{len(splits['test'])}")
 
-    judge = train_judge(loader, 22050, logs / "judge.npz")
+    judge = ev.train_judge(loader, AudioConfig().sample_rate, logs / "judge.npz")
     print(f"judge (independent genre classifier): held-out accuracy {judge.heldout_accuracy:.3f} "
           f"on {judge.n_test} test clips")
 
@@ -115,7 +99,7 @@ def main(argv=None) -> dict:
             tr.transfer_file(rec.path, target, fam_out, rec.genre, "conditional", 0.0)   # reconstruction
             for method in ("shift", "conditional"):
                 tr.transfer_file(rec.path, target, fam_out, rec.genre, method, 1.0)
-        metrics = evaluate_model(tr, splits["test"], judge,
+        metrics = ev.evaluate_model(tr, splits["test"], judge,
                                  reference_records=[r for s in splits.values() for r in s] if synthetic else None,
                                  cache=loader.cache, max_seconds=None if not args.quick else 4.0,
                                  model_info={"name": f"{family} VAE", "preset": preset, "checkpoint": str(best)})
@@ -127,7 +111,6 @@ def main(argv=None) -> dict:
     if synthetic:
         curve = ev.plot_transfer_curve({f"{f} VAE": m for f, m in all_metrics.items()}, out / "transfer_curve.png")
         print(f"success against content retrieval: {curve}")
-    from listening_page import write_report
     print(f"listening page: {write_report(out, judge=judge)}")
     (out / "summary.json").write_text(json.dumps({"seconds": round(time.time() - t0, 1),
                                                    "families": families}, indent=2))

@@ -1,86 +1,24 @@
-"""Evaluation: the yardstick every model reports through (``metrics.json``).
+"""Evaluation: the yardstick every model is measured with, and the scoring of a checkpoint.
 
-Nothing here knows about the VAEs: every function takes numpy audio (mono, [T]) or
-numpy arrays (latent means), so the mel VAE, the waveform VAE and every experiment are
-measured the same way.
+Nothing here knows how a model is built: measures take numpy audio (mono [T]) or latent
+arrays, and :func:`evaluate_model` drives any :class:`transfer.GenreTransfer`, so every
+family and experiment is scored the same way and reports one ``metrics.json``.
 
-Measures
---------
-judge            :class:`GenreJudge`, a genre classifier independent of the VAEs (librosa
-                 summary features -> StandardScaler -> multinomial LogisticRegression),
-                 trained on original clips of the training split; its held-out accuracy
-                 is reported with every result.
-transfer success share of transferred clips the judge assigns to the target genre.
-content          :func:`content_similarity`: chroma-CENS correlation of source and output:
-                 the Pearson correlation of the two *flattened* CENS matrices [12, F]
-                 (trimmed to the common number of frames), maximised over time-stretches
-                 of the output by tempo ratios in [1/3, 3] (the same song in another
-                 genre is played at another tempo); 1 = same content, ~0.1 = unrelated.
-                 On the synthetic set, :func:`content_retrieval`: share of outputs whose
-                 nearest rendering of the target genre (by that similarity) among the
-                 reference renderings is their own content; chance = 1 / n contents.
-reconstruction   :func:`reconstruction_metrics`: mean |log-mel difference| in dB (the
-                 project's mel, :func:`prepare_data.mel_db`) and spectral convergence.
-latent           :func:`latent_diagnostics`: 5-NN genre accuracy (cross-validated) and
-                 silhouette of mu, active units, KL per dimension.
-
-Reference points (:func:`baseline_metrics`): *identity* (output = input) scores content
-~ 1 and success ~ 0; *random target* (a clip of the target genre with another content)
-scores success ~ judge accuracy, chroma correlation ~ 0.1 and content retrieval ~ 0
-(at or below the 1 / n chance: the random clip's own content is among the references, so
-it is retrieved instead). Real transfer sits between.
-
-Schema of ``metrics.json`` (:func:`build_metrics`, :func:`write_metrics`)
--------------------------------------------------------------------------
-::
-
-    {"schema_version": 1,
-     "model":  {...free-form: name, family, checkpoint, epoch, preset, ...},
-     "judge":  {"heldout_accuracy", "n_train", "n_test", "classifier", "sr", "n_features"},
-     "transfer": {"<method>": [                      # e.g. "shift", "conditional"
-                      {"strength", "success", "target_prob", "content_chroma_corr",
-                       "content_retrieval", "content_retrieval_chance", "n"}, ...]},
-     "baselines": {"identity": {<same keys as a transfer entry, no strength>},
-                   "random_target": {...}},
-     "reconstruction": {"logmel_l1_db", "spectral_convergence", "n"} or null,
-     "latent": {"knn_genre_accuracy", "knn_k", "silhouette", "active_units",
-                "latent_dim", "kl_per_dim", "kl_total", "n", "notes",
-                # from transfer.GenreTransfer.decoder_use (evaluate_model adds them):
-                "latent_use", "genre_use", "latent_swap_change", "genre_swap_change",
-                "clip_difference", "latent_use_clips"} or null}
-
-``content_retrieval`` and ``content_retrieval_chance`` are null when no synthetic
-reference is given. Non-finite numbers (NaN: a diagnostic that could not be computed,
-with its reason in ``notes``) are written as null, so the file is strict JSON.
-
-Public API
-----------
-judge_features(audio, sr)                    [T] -> [D] summary features (JUDGE_FEATURE_NAMES)
-extract_features(audios, sr, n_jobs)         [N x T] -> [N, D], tqdm bar, optional joblib
-GenreJudge                                   fit / predict_proba / predict / score / evaluate,
-                                             to_file / from_file (np.savez, no pickle)
-split_by_content(content_ids, test_fraction) train / test index arrays, no content shared
-single_feature(audio, sr, feature)           one raw cue: "tempo", "rms" or "centroid"
-single_feature_accuracy(...)                 held-out accuracy of a classifier on that cue alone
-genre_index(genre)                           name or index -> index into GENRES (ValueError otherwise)
-chroma_cens(audio, sr)                       [T] -> [12, F]
-content_similarity(a, b, sr)                 tempo-invariant chroma-CENS correlation in [-1, 1]
-ChromaReference.from_audio(reference, sr)    precomputed CENS of the reference renderings
-content_retrieval(outputs, content_ids, target_genres, reference, sr)
-spectral_convergence(reference, output, n_fft, hop)
-reconstruction_metrics(reference, output, cfg)
-mean_reconstruction(pairs, cfg)              the same, averaged over (reference, output) pairs
-latent_diagnostics(mu, logvar, labels)
-evaluate_transfer(judge, sources, outputs, source_genres, target_genres, sr, ...)
-baseline_metrics(judge, sources, source_genres, target_genres, sr, ...)
-build_metrics(...), write_metrics(path, metrics), read_metrics(path), summary_table(metrics)
+- judge: :class:`GenreJudge`, a genre classifier independent of the VAEs (librosa summary
+  features -> StandardScaler -> logistic regression) trained on original training clips;
+- transfer success: the share of outputs the judge assigns to the target genre;
+- content: :func:`content_similarity`, the chroma-CENS correlation of source and output,
+  maximised over tempo ratios in [1/3, 3]; on the synthetic set :func:`content_retrieval`,
+  the share of outputs whose nearest target-genre rendering is their own content;
+- reconstruction: log-mel L1 in dB and spectral convergence;
+- latent: kNN genre accuracy and silhouette of mu, active units, KL per dimension;
+- baselines: identity (content ~ 1, success ~ 0) and a random clip of the target genre
+  (success ~ judge accuracy, content ~ chance); real transfer sits between.
 """
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -89,8 +27,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from audio_io import resample
 from prepare_data import AudioConfig, mel_db
-from SlicingDataLoading import GENRES
+from SlicingDataLoading import GENRES, BuildReport, atomic_write, clip_reader
+from vae_parts import GaussianBottleneck
 
 SCHEMA_VERSION = 1
 MIN_SECONDS = 1.0                # shortest clip the judge and the chroma accept
@@ -406,16 +346,14 @@ class GenreJudge:
     def to_file(self, path) -> Path:
         """Save as ``.npz`` (arrays only, loadable with ``allow_pickle=False``)."""
         self._check_fitted()
-        path = Path(path)
-        with open(path, "wb") as f:
-            np.savez(f, version=_FEATURE_VERSION, feature_names=np.array(JUDGE_FEATURE_NAMES),
+        return atomic_write(path, lambda f: np.savez(
+                     f, version=_FEATURE_VERSION, feature_names=np.array(JUDGE_FEATURE_NAMES),
                      sr=self.sr, C=self.C, n_train=self.n_train,
                      heldout_accuracy=np.nan if self.heldout_accuracy is None else self.heldout_accuracy,
                      n_test=-1 if self.n_test is None else self.n_test,
                      scaler_mean=self.scaler.mean_, scaler_scale=self.scaler.scale_,
                      scaler_var=self.scaler.var_, coef=self.clf.coef_, intercept=self.clf.intercept_,
-                     classes=self.clf.classes_)
-        return path
+                     classes=self.clf.classes_))
 
     @classmethod
     def from_file(cls, path, n_jobs: int = 1, progress: bool = True) -> "GenreJudge":
@@ -757,69 +695,140 @@ def mean_reconstruction(pairs, cfg: AudioConfig, trim: bool = False) -> dict:
 
 
 # --------------------------------------------------------------------------- latent
-def latent_diagnostics(mu, logvar, labels, active_threshold: float = 0.01, k: int = 5, seed: int = 0) -> dict:
-    """Diagnostics of a VAE's posterior means and variances.
+ACTIVE_THRESHOLD = 0.01          # a latent unit is active when Var(mu) over the data exceeds this
+
+
+def latent_matrix(x, name: str) -> np.ndarray:
+    """``x`` as a finite float64 [N, D] with N >= 1 and D >= 1, or a ValueError naming it."""
+    a = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=np.float64)
+    if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
+        raise ValueError(f"{name}: expected a non-empty array [N, D], got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name}: holds {int(np.sum(~np.isfinite(a)))} NaN or inf value(s)")
+    return a
+
+
+def label_array(labels, n: int, name: str = "labels") -> np.ndarray:
+    y = np.asarray(labels)
+    if y.ndim != 1 or len(y) != n:
+        raise ValueError(f"{name}: expected {n} labels (one per row of mu), got shape {y.shape}")
+    return y
+
+
+def variance_per_dim(mu) -> np.ndarray:
+    """[D] variance of mu over the rows."""
+    return latent_matrix(mu, "mu").var(axis=0)
+
+
+def active_units(mu, threshold: float = ACTIVE_THRESHOLD) -> int:
+    """Number of latent dimensions whose mu varies over the data by more than ``threshold``."""
+    return int(np.sum(variance_per_dim(mu) > threshold))
+
+
+def kl_per_dim(mu, logvar) -> np.ndarray:
+    """[D] mean over rows of KL(N(mu, exp(logvar)) || N(0, 1)) per dimension (the
+    bottleneck's own :meth:`vae_parts.GaussianBottleneck.kl_per_dim`).
+
+    With time-averaged mu and logvar this is the KL of the averaged posterior parameters,
+    not the trainer's per-position ``kl_raw``; it ranks the dimensions the same way.
+    """
+    mu, logvar = latent_matrix(mu, "mu"), latent_matrix(logvar, "logvar")
+    if mu.shape != logvar.shape:
+        raise ValueError(f"mu and logvar must both be [N, D]; got {mu.shape} and {logvar.shape}")
+    return GaussianBottleneck.kl_per_dim(torch.from_numpy(mu), torch.from_numpy(logvar)).numpy()
+
+
+def separation_metrics(mu, labels, groups=None, k: int = 5, folds: int = 5, seed: int = 0) -> dict:
+    """How well genre can be read from mu.
 
     Parameters
     ----------
-    mu, logvar : [N, D] posterior mean and log-variance per clip (or segment)
+    mu : [N, D]
+    labels : [N] genre of each row
+    groups : [N] clip of each row, or None. With windows, pass the clip index: the kNN
+        folds then never put windows of one clip on both sides (otherwise a window's
+        nearest neighbour is its sibling and the accuracy flatters the latent).
+    k : neighbours (fewer when a training fold is smaller)
+    folds : at most this many stratified folds (fewer when a genre has fewer clips)
+    seed : fold shuffling
+
+    Returns
+    -------
+    {"silhouette": silhouette of mu by genre (euclidean, in [-1, 1]),
+     "knn_accuracy": pooled accuracy of the k-NN genre classifier over the folds,
+     "knn_k", "knn_folds", "chance": share of the largest genre,
+     "n", "n_genres", "grouped": whether groups were used,
+     "notes": [why a value is NaN]}. Degenerate input gives NaN and a note, not an error.
+    """
+    from sklearn.metrics import silhouette_score
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+    from sklearn.neighbors import KNeighborsClassifier
+
+    mu = latent_matrix(mu, "mu")
+    y = label_array(labels, len(mu))
+    classes, counts = np.unique(y, return_counts=True)
+    notes: list = []
+    out = {"silhouette": float("nan"), "knn_accuracy": float("nan"), "knn_k": None, "knn_folds": None,
+           "chance": float(counts.max() / len(y)), "n": int(len(y)), "n_genres": int(len(classes)),
+           "grouped": groups is not None, "notes": notes}
+    if 2 <= len(classes) <= len(y) - 1:
+        out["silhouette"] = float(silhouette_score(mu, y))
+    else:
+        notes.append(f"silhouette: NaN (needs 2 <= genres <= N - 1; got {len(classes)} genre(s), N={len(y)})")
+    if groups is not None:
+        g = label_array(groups, len(mu), "groups")
+        units = np.array([len(np.unique(g[y == c])) for c in classes])     # clips per genre
+        splitter_cls, unit_name = StratifiedGroupKFold, "clips"
+    else:
+        g, units, splitter_cls, unit_name = None, counts, StratifiedKFold, "rows"
+    n_splits = int(min(folds, units.min()))
+    if len(classes) < 2 or n_splits < 2:
+        notes.append(f"knn_accuracy: NaN (needs >= 2 genres with >= 2 {unit_name} each; got "
+                     f"{len(classes)} genre(s), the smallest with {int(units.min())} {unit_name})")
+        return out
+    splitter = splitter_cls(n_splits=n_splits, shuffle=True, random_state=seed)
+    correct = total = 0
+    ks = []
+    for train_idx, test_idx in splitter.split(mu, y, g):
+        if len(test_idx) == 0:
+            continue
+        kk = min(k, len(train_idx))
+        ks.append(kk)
+        pred = KNeighborsClassifier(n_neighbors=kk).fit(mu[train_idx], y[train_idx]).predict(mu[test_idx])
+        correct += int(np.sum(pred == y[test_idx]))
+        total += len(test_idx)
+    out.update(knn_accuracy=correct / total, knn_k=int(min(ks)), knn_folds=n_splits)
+    return out
+
+
+def latent_diagnostics(mu, logvar, labels, groups=None, active_threshold: float = ACTIVE_THRESHOLD,
+                       k: int = 5, seed: int = 0) -> dict:
+    """Diagnostics of a VAE's posterior means and variances (the ``latent`` of metrics.json).
+
+    Parameters
+    ----------
+    mu, logvar : [N, D] posterior mean and log-variance per clip (or window)
     labels : [N] genre names or indices
+    groups : [N] clip of each row when rows are windows (see :func:`separation_metrics`)
     active_threshold : a dimension is active if Var_n(mu[:, d]) > this
     k : neighbours of the kNN genre classifier
 
     Returns
     -------
-    {"knn_genre_accuracy": k-NN accuracy, stratified cross-validation (<= 5 folds),
-     "knn_k": the k used (smaller than ``k`` when the folds are tiny),
-     "silhouette": silhouette of mu by genre (euclidean),
-     "active_units": int, "latent_dim": D,
-     "kl_per_dim": [D] list, mean over N of 0.5 * (mu^2 + exp(logvar) - 1 - logvar),
-     "kl_total": sum of kl_per_dim, "n": N,
-     "notes": [why a value is NaN]}. Degenerate inputs (one genre, N < 6, a genre with one
-    member) give NaN for the affected entry and a note, never an exception.
+    {"knn_genre_accuracy", "knn_k", "silhouette" (:func:`separation_metrics`),
+     "active_units", "latent_dim": D, "kl_per_dim": [D] list (:func:`kl_per_dim`),
+     "kl_total", "n": N, "notes": [why a value is NaN]}
     """
     mu, logvar = np.asarray(mu, dtype=np.float64), np.asarray(logvar, dtype=np.float64)
     if mu.ndim != 2 or mu.shape != logvar.shape:
         raise ValueError(f"mu and logvar must both be [N, D]; got {mu.shape} and {logvar.shape}")
     _check_lengths(mu=mu, labels=labels)
-    if mu.shape[1] == 0:
-        raise ValueError("mu: latent dimension is 0")
-    if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(logvar))):
-        raise ValueError("mu / logvar hold NaN or inf")
-    y = np.array([str(v) for v in labels])
-    kl = 0.5 * (mu ** 2 + np.exp(logvar) - 1.0 - logvar)                 # (N, D)
-    out = {"latent_dim": int(mu.shape[1]), "n": int(mu.shape[0]),
-           "active_units": int(np.sum(mu.var(axis=0) > active_threshold)),
-           "kl_per_dim": kl.mean(axis=0).tolist(), "kl_total": float(kl.mean(axis=0).sum()), "notes": []}
-    out.update(_knn_accuracy(mu, y, k, seed, out["notes"]))
-    out["silhouette"] = _silhouette(mu, y, out["notes"])
-    return out
-
-
-def _knn_accuracy(mu: np.ndarray, y: np.ndarray, k: int, seed: int, notes: list) -> dict:
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.neighbors import KNeighborsClassifier
-
-    classes, counts = np.unique(y, return_counts=True)
-    folds = min(5, int(counts.min()))
-    if len(y) < 6 or len(classes) < 2 or folds < 2:
-        notes.append(f"knn_genre_accuracy: NaN (N={len(y)}, {len(classes)} genre(s), smallest genre "
-                     f"has {counts.min()} member(s); need N >= 6, >= 2 genres, >= 2 per genre)")
-        return {"knn_genre_accuracy": float("nan"), "knn_k": None}
-    k_used = min(k, len(y) - int(math.ceil(len(y) / folds)))       # the smallest training fold
-    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    acc = cross_val_score(KNeighborsClassifier(k_used), mu, y, cv=cv).mean()
-    return {"knn_genre_accuracy": float(acc), "knn_k": int(k_used)}
-
-
-def _silhouette(mu: np.ndarray, y: np.ndarray, notes: list) -> float:
-    from sklearn.metrics import silhouette_score
-
-    n_classes = len(np.unique(y))
-    if not 2 <= n_classes <= len(y) - 1:
-        notes.append(f"silhouette: NaN (needs 2 <= genres <= N - 1; got {n_classes} genre(s), N={len(y)})")
-        return float("nan")
-    return float(silhouette_score(mu, y))
+    kl = kl_per_dim(mu, logvar)
+    sep = separation_metrics(mu, np.array([str(v) for v in labels]), groups, k=k, seed=seed)
+    return {"latent_dim": int(mu.shape[1]), "n": int(mu.shape[0]),
+            "active_units": active_units(mu, active_threshold), "kl_per_dim": kl.tolist(),
+            "kl_total": float(kl.sum()), "knn_genre_accuracy": sep["knn_accuracy"], "knn_k": sep["knn_k"],
+            "silhouette": sep["silhouette"], "notes": sep["notes"]}
 
 
 # --------------------------------------------------------------------------- transfer
@@ -952,7 +961,23 @@ TRANSFER_KEYS = ("success", "content_chroma_corr", "content_retrieval", "n")
 
 def build_metrics(model_info: dict, judge_info, transfer: dict, baselines: dict,
                   reconstruction: dict | None = None, latent: dict | None = None) -> dict:
-    """Assemble the metrics.json dict (schema in the module docstring).
+    """Assemble the metrics.json dict.
+
+    ::
+
+        {"schema_version": 1,
+         "model":  {...free-form: name, family, checkpoint, epoch, preset, ...},
+         "judge":  {"heldout_accuracy", "n_train", "n_test", "classifier", "sr", "n_features"},
+         "transfer": {"<method>": [{"strength", "success", "target_prob", "content_chroma_corr",
+                                    "content_retrieval", "content_retrieval_chance", "n"}, ...]},
+         "baselines": {"identity": {...}, "random_target": {...}},
+         "reconstruction": {"logmel_l1_db", "spectral_convergence", "n"} or null,
+         "latent": {"knn_genre_accuracy", "knn_k", "silhouette", "active_units", "latent_dim",
+                    "kl_per_dim", "kl_total", "n", "notes", and from GenreTransfer.decoder_use
+                    "latent_use", "genre_use", ...} or null}
+
+    ``content_retrieval`` is null without a synthetic reference; non-finite numbers are
+    written as null (:func:`write_metrics`), so the file is strict JSON.
 
     Parameters
     ----------
@@ -1013,20 +1038,8 @@ def write_metrics(path, metrics: dict) -> Path:
     The JSON is built in memory first, so an unserialisable value raises before any file
     is touched, and an existing file is either fully replaced or left as it was.
     """
-    path = Path(path)
     text = json.dumps(to_jsonable(metrics), indent=2, allow_nan=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: f.write(text + "\n"), mode="w")
 
 
 def read_metrics(path) -> dict:
@@ -1132,3 +1145,143 @@ def plot_transfer_curve(metrics_by_model: Mapping[str, dict], out_png, target: f
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=120, bbox_inches="tight")
     return out_png
+
+
+# --------------------------------------------------------------------------- evaluating a model
+def train_judge(loader, sr: int, out, seconds: float | None = None) -> GenreJudge:
+    """Fit the judge on the training split's original clips of ``loader`` (a
+    SlicingDataLoading.DataLoad), score it on the test split and save it to ``out``."""
+    splits = loader.splits(BuildReport())
+
+    def clips(records):
+        load = clip_reader(records, sr, loader.cache, seconds)
+        return [load(r) for r in records]
+
+    judge = GenreJudge(n_jobs=2).fit(clips(splits["train"]), [r.label for r in splits["train"]], sr)
+    judge.evaluate(clips(splits["test"]), [r.label for r in splits["test"]], sr)
+    judge.to_file(out)
+    return judge
+
+
+def _other_genres(source_labels, n_genres: int, seed: int) -> list[int]:
+    """A random target genre != source for each clip (seeded)."""
+    rng = np.random.default_rng(seed)
+    return [int((s + rng.integers(1, n_genres)) % n_genres) for s in source_labels]
+
+
+def evaluate_model(tr, records, judge, reference_records=None,
+                   strengths: dict | None = None, seed: int = 0, max_seconds: float | None = None,
+                   cache=None, model_info: dict | None = None) -> dict:
+    """Transfer every clip of ``records`` to a random other genre and score it.
+
+    Parameters
+    ----------
+    tr : transfer.GenreTransfer of the model under test
+    records : SlicingDataLoading.FileRecord list (usually the test split)
+    judge : a fitted GenreJudge
+    reference_records : FileRecords of every rendering (synthetic set) for content
+        retrieval; None on real data
+    strengths : {method: [alpha, ...]}; default shift 0.5 / 1 / 2 / 4 / 6, conditional
+        0.5 / 1 / 2 (beyond 1 both extrapolate: on the demo mel VAE the shift trades content
+        for genre from about 4 on)
+    max_seconds : evaluate the first seconds of each clip only (None: whole clips)
+
+    Returns
+    -------
+    The metrics.json dict (:func:`build_metrics`), with per-clip targets under
+    ``model["targets"]``.
+    """
+    strengths = strengths or {"shift": [0.5, 1.0, 2.0, 4.0, 6.0], "conditional": [0.5, 1.0, 2.0]}
+    sr = tr.audio.sample_rate
+    load = clip_reader(records, sr, cache, max_seconds)
+    sources = [load(r) for r in tqdm(records, desc="loading clips", leave=False)]
+    src_labels = [r.label for r in records]
+    tgt_labels = _other_genres(src_labels, len(tr.genres), seed)
+    content_ids = [r.content_id for r in records] if all(r.content_id is not None for r in records) else None
+    judge_sr = judge.sr
+
+    def to_judge(x):
+        return resample(x, sr, judge_sr)
+
+    reference, pool = None, None
+    if reference_records is not None and content_ids is not None:
+        pool = {(r.content_id, r.label): to_judge(load(r)) for r in reference_records}
+        reference = ChromaReference.from_audio(pool, judge_sr)
+
+    recon_pairs, mus, logvars = [], [], []
+    for audio, s in zip(tqdm(sources, desc="reconstruction", leave=False), src_labels):
+        # Conditional decoding at strength 0 is the plain reconstruction: one decode, one vocode.
+        recon_pairs.append((audio, tr.transfer_mono(audio, tr.genres[s], tr.genres[s], "conditional", 0.0)))
+        mu, logvar = tr.encode_clip(audio)
+        mus.append(mu)
+        logvars.append(logvar)
+    judged_sources = [to_judge(a) for a in sources]
+    transfer = {}
+    for method, alphas in strengths.items():
+        transfer[method] = []
+        for alpha in alphas:
+            outs = [tr.transfer_mono(a, tr.genres[s], tr.genres[t], method, alpha)
+                    for a, s, t in zip(tqdm(sources, desc=f"{method} {alpha:g}", leave=False), src_labels, tgt_labels)]
+            scores = evaluate_transfer(judge, judged_sources, [to_judge(o) for o in outs],
+                                          src_labels, tgt_labels, judge_sr, content_ids, reference)
+            transfer[method].append({"strength": alpha, **scores})
+    baselines = baseline_metrics(judge, judged_sources, src_labels, tgt_labels, judge_sr,
+                                    content_ids, reference, pool=pool, seed=seed)
+    mu = np.concatenate(mus)
+    logvar = np.concatenate(logvars)
+    win_labels = np.concatenate([[s] * len(m) for s, m in zip(src_labels, mus)])
+    info = {"family": tr.model.family, "checkpoint_epoch": tr.state.get("epoch"),
+            "clips": len(records), "targets": [tr.genres[t] for t in tgt_labels], **(model_info or {})}
+    latent = {**latent_diagnostics(mu, logvar, win_labels), **tr.decoder_use(sources, src_labels)}
+    return build_metrics(info, judge, transfer, baselines,
+                            mean_reconstruction(recon_pairs, tr.audio, trim=True), latent)
+
+
+
+def score_clips(clips, judge, reference_records=None, cache=None) -> dict:
+    """Score :func:`transfer_clips` output with the project's yardstick (evaluation.py).
+
+    Parameters
+    ----------
+    clips : transfer.ClipTransfers
+    judge : a fitted GenreJudge
+    reference_records : FileRecords of every rendering (synthetic set: all splits) for content
+        retrieval; ignored (no retrieval) when the clips or these records carry no content ids
+    cache : AudioCache to read the reference clips from (default: the data folder's)
+
+    The judge and the chroma measures see the clips resampled to the judge's rate (as in
+    :func:`evaluate_model`); the reconstruction error is measured at the model's rate.
+
+    Returns
+    -------
+    dict shaped like metrics.json (:func:`summary_table` prints it): "model",
+    "judge", "transfer" {method: [{"strength", "success", "target_prob",
+    "content_chroma_corr", "content_retrieval", ...}]}, "baselines" {"identity"},
+    "reconstruction" (or None), "clips" (names and target).
+    """
+    if getattr(judge, "sr", None) is None:
+        raise ValueError("judge is not fitted: fit it (demo.train_judge) or load it (GenreJudge.from_file)")
+    sr = judge.sr
+    sources = [resample(a, clips.sr, sr) for a in clips.sources]
+    targets = [clips.target_genre] * len(sources)
+    content_ids = [r.content_id for r in clips.records]
+    reference = None
+    refs = [r for r in (reference_records or []) if r.genre == clips.target_genre and r.content_id is not None]
+    if refs and all(c is not None for c in content_ids):
+        load = clip_reader(refs, sr, cache, clips.max_seconds)
+        reference = ChromaReference.from_audio({(r.content_id, r.genre): load(r) for r in refs}, sr)
+    else:
+        content_ids = None
+    common = dict(judge=judge, sources=sources, source_genres=clips.source_genres,
+                  target_genres=targets, sr=sr, content_ids=content_ids, reference=reference)
+    transfer = {m: [{"strength": clips.strength,
+                     **evaluate_transfer(outputs=[resample(o, clips.sr, sr) for o in outs], **common)}]
+                for m, outs in clips.outputs.items()}
+    recon = None
+    if clips.reconstructions is not None:
+        recon = mean_reconstruction(zip(clips.sources, clips.reconstructions), clips.audio, trim=True)
+    return {"model": {"name": f"{clips.info.get('family', '?')} VAE", **clips.info},
+            "judge": judge.info(), "transfer": transfer,
+            "baselines": {"identity": evaluate_transfer(outputs=sources, **common)},
+            "reconstruction": recon,
+            "clips": {"files": [r.name for r in clips.records], "target_genre": clips.target_genre}}

@@ -40,17 +40,20 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 from urllib.parse import quote
 
+from audio_io import read_audio_file, save_wav
+from SlicingDataLoading import atomic_write
+
 __all__ = ["Clip", "TransferEntry", "ModelSection", "write_listening_page", "section_from_folder",
-           "write_report", "render_spectrogram", "audio_duration"]
+           "write_report", "render_spectrogram", "audio_duration", "read_manifest", "record_outputs"]
 
 PAGE_NAME = "index.html"
 MANIFEST_NAME = "manifest.csv"
+MANIFEST_FIELDS = ("source_file", "source_genre", "target_genre", "method", "strength", "output_file")
 METRICS_NAME = "metrics.json"
 SOURCES_DIR = "sources"
 SPECTROGRAMS_DIR = "spectrograms"
@@ -204,20 +207,6 @@ def _inside(out_dir: Path, path, what: str) -> Path:
 def _url(rel: Path) -> str:
     """A relative path as a URL path (percent-encoded, '/' separated), never absolute."""
     return quote(rel.as_posix(), safe="/")
-
-
-def _write_text_atomic(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 # --------------------------------------------------------------------------- HTML
@@ -439,7 +428,7 @@ def write_listening_page(out_dir, sections: Sequence[ModelSection] | ModelSectio
                                      for s, i in zip(sections, ids)] + ["</ul>", "</nav>"]
     head.append("</header>")
     page = "\n".join(head + ["<main>"] + body + ["</main>", "</body>", "</html>"]) + "\n"
-    return _write_text_atomic(out_dir / filename, page)
+    return atomic_write(out_dir / filename, lambda f: f.write(page), mode="w", encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- from transfer's output
@@ -481,17 +470,40 @@ def render_spectrogram(audio_path, png_path, cfg=None, title: str = "") -> Path:
     return png_path
 
 
-def _read_manifest(path: Path) -> list[dict]:
+def read_manifest(path) -> list[dict]:
+    """The rows of a manifest.csv, one per output file (the last row written for a file wins).
+
+    Raises ValueError naming the file when a column of ``MANIFEST_FIELDS`` is missing.
+    """
+    path = Path(path)
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    need = {"source_file", "source_genre", "target_genre", "method", "strength", "output_file"}
-    if rows and not need <= set(rows[0]):
-        raise ValueError(f"{path}: columns {sorted(rows[0])} lack {sorted(need - set(rows[0]))}")
+    if rows and not set(MANIFEST_FIELDS) <= set(rows[0]):
+        raise ValueError(f"{path}: columns {sorted(rows[0])} lack {sorted(set(MANIFEST_FIELDS) - set(rows[0]))}")
     latest = {}
-    for row in rows:                                 # a re-run rewrites a file: keep its last row
+    for row in rows:
         latest.pop(row["output_file"], None)
         latest[row["output_file"]] = row
     return list(latest.values())
+
+
+def record_outputs(folder, rows: Sequence[Mapping]) -> Path:
+    """List transfer outputs in ``folder/manifest.csv``: each row (``MANIFEST_FIELDS``)
+    replaces an earlier row of the same output file; the file is rewritten atomically.
+
+    Returns
+    -------
+    Path of the manifest
+    """
+    path = Path(folder) / MANIFEST_NAME
+    names = {r["output_file"] for r in rows}
+    kept = [r for r in read_manifest(path) if r["output_file"] not in names] if path.is_file() else []
+
+    def write(f):
+        w = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows([*kept, *rows])
+    return atomic_write(path, write, mode="w", newline="", encoding="utf-8")
 
 
 def _strength(row: dict, manifest: Path) -> float:
@@ -535,8 +547,6 @@ def _source_in(out_dir: Path, folder: Path, source: Path, claimed: dict) -> Path
     if plain_wav:
         shutil.copyfile(source, dest)
     else:
-        from audio_io import save_wav
-        from transfer import read_audio_file
         audio, sr = read_audio_file(source)
         save_wav(dest, audio, sr)
     return dest
@@ -594,6 +604,27 @@ def _score(entry: TransferEntry, judge, content: bool) -> None:
         clip.metrics = {**scores, **clip.metrics}
 
 
+def _group_rows(folder: Path, manifest: Path) -> dict[tuple, dict]:
+    """Manifest rows grouped by (source file, source genre, target genre), in the order first
+    seen: {"recon": the strength-0 output or None, "outputs": [(method rank, strength,
+    method, output path)]}. Every output must exist."""
+    groups: dict[tuple, dict] = {}
+    method_order: dict[str, int] = {}
+    for row in read_manifest(manifest):
+        output = folder / row["output_file"]
+        if not output.is_file():
+            raise FileNotFoundError(f"{manifest}: output file not found: {output}")
+        key = (row["source_file"], row["source_genre"], row["target_genre"])
+        group = groups.setdefault(key, {"recon": None, "outputs": []})
+        strength = _strength(row, manifest)
+        if strength == 0.0:
+            group["recon"] = output
+        else:
+            method_order.setdefault(row["method"], len(method_order))
+            group["outputs"].append((method_order[row["method"]], strength, row["method"], output))
+    return groups
+
+
 def section_from_folder(folder, out_dir=None, *, name: str | None = None, info: Mapping | None = None,
                         judge=None, content: bool = True, spectrograms: bool = True, cfg=None) -> ModelSection:
     """A page section from what ``transfer.py`` wrote into ``folder``.
@@ -646,20 +677,7 @@ def section_from_folder(folder, out_dir=None, *, name: str | None = None, info: 
     title = name or model_name or folder.name
     judge = _load_judge(judge)
 
-    groups: dict[tuple, dict] = {}
-    method_order: dict[str, int] = {}
-    for row in _read_manifest(manifest):
-        output = folder / row["output_file"]
-        if not output.is_file():
-            raise FileNotFoundError(f"{manifest}: output file not found: {output}")
-        key = (row["source_file"], row["source_genre"], row["target_genre"])
-        group = groups.setdefault(key, {"recon": None, "outputs": []})
-        strength = _strength(row, manifest)
-        if strength == 0.0:
-            group["recon"] = output
-        else:
-            method_order.setdefault(row["method"], len(method_order))
-            group["outputs"].append((method_order[row["method"]], strength, row["method"], output))
+    groups = _group_rows(folder, manifest)
 
     def clip(label: str, audio: Path) -> Clip:
         image = None

@@ -43,7 +43,7 @@ from scipy import ndimage, signal
 from scipy.io import wavfile
 from tqdm import tqdm
 
-from SlicingDataLoading import GENRES
+from SlicingDataLoading import GENRES, GTZAN_SR
 
 VERSION = 1                      # bump when the synthesis changes: it keys the skip-if-done check
 MANIFEST = "synthetic_manifest.csv"
@@ -651,7 +651,7 @@ def limit_peaks(x: np.ndarray, sr: int, ceiling: float = PEAK) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- public API
-def render_clip(content_id: int, genre: str, *, sr: int = 22050, duration: float = 30.0, seed: int = 0,
+def render_clip(content_id: int, genre: str, *, sr: int = GTZAN_SR, duration: float = 30.0, seed: int = 0,
                 variant: int = 0) -> np.ndarray:
     """Render one clip of ``content_id`` in ``genre``.
 
@@ -708,7 +708,7 @@ def master(mix: np.ndarray, style: Style, sr: int, rng) -> np.ndarray:
     """Room, genre EQ, then brightness and loudness drawn from ranges shared by all genres. [T] -> [T]"""
     mix = room(mix, sr, rng, rng.uniform(*style.reverb), rng.uniform(*style.rt60))
     mix = band(mix, sr, rng.uniform(*style.highpass), rng.uniform(*style.lowpass))
-    mix = tilt_to_centroid(mix, sr, rng.uniform(*CENTROID_HZ) * min(1.0, sr / 22050))
+    mix = tilt_to_centroid(mix, sr, rng.uniform(*CENTROID_HZ) * min(1.0, sr / GTZAN_SR))
     mix *= 10 ** (rng.uniform(*RMS_DB) / 20) / rms(mix)
     return limit_peaks(mix, sr)
 
@@ -737,7 +737,7 @@ def _write_clip(job: tuple) -> str:
     return path
 
 
-def generate(root, *, n_per_genre: int = 10, duration: float = 30.0, sr: int = 22050, seed: int = 0,
+def generate(root, *, n_per_genre: int = 10, duration: float = 30.0, sr: int = GTZAN_SR, seed: int = 0,
              workers: int | None = None, overwrite: bool = False, genres=GENRES,
              content_offset: int = 0) -> Path:
     """Write a synthetic GTZAN under ``root``; return the manifest path.
@@ -821,7 +821,7 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default="Data/synthetic", help="output folder")
     parser.add_argument("--per-genre", type=int, default=10, help="clips per genre")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per clip")
-    parser.add_argument("--sr", type=int, default=22050, help="sample rate (Hz)")
+    parser.add_argument("--sr", type=int, default=GTZAN_SR, help="sample rate (Hz)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=None, help="processes (default min(2, cores))")
     parser.add_argument("--content-offset", type=int, default=0, help="content id of clip 0")

@@ -15,23 +15,25 @@ Public API
 TrainConfig, TRAIN_PRESETS      optimisation settings (presets demo / full / tiny)
 BetaSchedule                    KL weight: linear warm-up or cyclical, from the global step
 EfficientLoss                   the mel VAE's loss, a dict of named terms
+Family, register, get_family    the family registry: one typed record per model family
+configs(family, preset, ...)    the audio, model and training configs of a family's preset
 MemoryEfficientTrainer          the loop: AMP, accumulation, clipping, validation, checkpoints
-build_model / load_model        family registry -> model; checkpoint -> model
-save_checkpoint / load_checkpoint
+build_model / load_model        family -> model; checkpoint -> model
+save_checkpoint / load_checkpoint / newest_checkpoint
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
 import dataclasses
+import importlib
 import math
 import os
-import sys
-import tempfile
 import time
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -40,7 +42,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+import audio_resnet_encoder_wavenet_decoder as wave
+import evaluation
+import model as mel
+from model import LightResBlock, MemoryEfficientDecoder, MemoryEfficientEncoder  # noqa: F401 (the seed's names)
 from prepare_data import AudioConfig, config_from_dict, override
+from SlicingDataLoading import atomic_write
+from vae_parts import kl_terms, total_loss
 
 CHECKPOINT_FORMAT = "genre-transfer-vae/1"
 
@@ -74,54 +82,13 @@ class TrainConfig:
     smoke_test: bool = False            # one batch of training and validation, then stop
 
 
-# The mel loss is a mean over pixels (about 0.03-0.05 once trained) and the KL a mean over
-# latent numbers, with 64-128 pixels per latent number: beta 0.005 is about 0.3-0.6 in the
-# summed ELBO's units. An adversary weight of 0.3 (its cross-entropy sits at ln 10 = 2.3)
-# gave the encoder gradients some 15x the reconstruction's, and it learnt to hide everything:
-# the decoder drew a per-genre mean spectrogram. 0.02 keeps the adversary at chance without
-# drowning the reconstruction (6-epoch demo runs: validation MSE 0.030 against 0.042).
-#
-# freq_grad_weight 1: with the pitch-harmonic view, 20 demo epochs (30 test clips, 3 s)
-# decode to a chroma correlation with the source of 0.83 and content retrieval 0.90, against
-# 0.67 and 0.70 with the MSE and temporal term alone; the validation MSE is no worse.
+# beta 0.005, adversary weight 0.02 and the frequency-gradient term: see the README's design notes.
 TRAIN_PRESETS = {
     "full": dict(beta_max=0.005, adv_weight=0.02, freq_grad_weight=1.0),
     "demo": dict(epochs=20, batch_size=16, lr=1e-3, warmup_steps=50, beta_max=0.005,
                  beta_warmup_steps=400, free_bits=0.02, adv_weight=0.02, freq_grad_weight=1.0),
     "tiny": dict(epochs=2, batch_size=4, lr=1e-3, warmup_steps=1, beta_warmup_steps=4, beta_max=0.1),
 }
-
-
-# --------------------------------------------------------------------------- families
-EXPERIMENT_PACKAGES = ("TemplateCode", "AudioExperiment", "ImageExperiment")   # each exports FAMILIES
-
-def _families() -> dict:
-    """name -> {config: builder(preset, audio, **changes), config_cls, model: class(cfg, audio),
-    loss: class(train_cfg, audio)}, optionally train_presets and audio: builder(preset, **changes)."""
-    import model as mel
-    fams = {"mel": dict(config=mel.mel_config, config_cls=mel.MelVAEConfig, model=mel.MelVAE,
-                        loss=EfficientLoss)}
-    try:
-        import audio_resnet_encoder_wavenet_decoder as wave
-        fams["wave"] = dict(config=wave.wave_config, config_cls=wave.WaveVAEConfig, model=wave.CVAE,
-                            loss=wave.WaveformLoss, train_presets=wave.TRAIN_PRESETS, audio=wave.audio_config)
-    except (ImportError, AttributeError):
-        pass
-    import importlib
-    for package in EXPERIMENT_PACKAGES:                 # the templates' and experiments' families
-        try:
-            fams.update(importlib.import_module(package).FAMILIES)
-        except ModuleNotFoundError as exc:              # a trimmed checkout without the folder
-            if exc.name != package:
-                raise
-    return fams
-
-
-def build_model(family: str, model_cfg, audio: AudioConfig) -> nn.Module:
-    fams = _families()
-    if family not in fams:
-        raise KeyError(f"unknown model family {family!r}; available: {sorted(fams)}")
-    return fams[family]["model"](model_cfg, audio)
 
 
 # --------------------------------------------------------------------------- loss
@@ -141,21 +108,6 @@ class BetaSchedule:
             phase = (step % c.beta_cycle_steps) / c.beta_cycle_steps
             return c.beta_max * min(1.0, 2.0 * phase)
         raise ValueError(f"unknown beta_schedule {c.beta_schedule!r}; use warmup, cyclical or constant")
-
-
-def kl_terms(mu: torch.Tensor, logvar: torch.Tensor, cfg: TrainConfig) -> dict:
-    """KL split over the low and high halves of the latent channels, with free bits.
-
-    Returns named terms: ``kl_low``, ``kl_high`` (nats per channel, after free bits),
-    ``kl`` (weighted sum used in the loss) and ``kl_raw`` (mean nats per channel).
-    """
-    from model import GaussianBottleneck
-    per_dim = GaussianBottleneck.kl_per_dim(mu.float(), logvar.float())   # (D,)
-    clamped = per_dim.clamp_min(cfg.free_bits)
-    half = per_dim.shape[0] // 2
-    kl_low, kl_high = clamped[:half].mean(), clamped[half:].mean()
-    return {"kl_low": kl_low, "kl_high": kl_high, "kl_raw": per_dim.mean(),
-            "kl": cfg.kl_low_weight * kl_low + cfg.kl_high_weight * kl_high}
 
 
 class EfficientLoss(nn.Module):
@@ -183,35 +135,102 @@ class EfficientLoss(nn.Module):
         terms = {"mse": mse, "grad_l1": grad_l1, "freq_grad_l1": freq_grad_l1,
                  **kl_terms(out["mu"], out["logvar"], self.cfg)}
         terms["recon"] = 0.7 * mse + 0.3 * grad_l1 + self.cfg.freq_grad_weight * freq_grad_l1
-        return _finish(terms, out, genre, beta, self.cfg)
+        return total_loss(terms, out, genre, beta, self.cfg)
 
 
-def _finish(terms: dict, out: dict, genre: torch.Tensor, beta: float, cfg: TrainConfig) -> dict:
-    """Add the adversary term and the weighted total (shared by every family's loss)."""
-    if "adv_logits" in out and cfg.adv_weight > 0:
-        terms["adv"] = F.cross_entropy(out["adv_logits"].float(), genre)
-        terms["adv_acc"] = (out["adv_logits"].argmax(-1) == genre).float().mean()
-    else:
-        terms["adv"] = torch.zeros((), device=terms["recon"].device)
-    terms["beta"] = torch.tensor(beta)
-    terms["elbo"] = terms["recon"] + beta * terms["kl"]          # what "best" is chosen by
-    terms["total"] = terms["elbo"] + cfg.adv_weight * terms["adv"]
-    return terms
+# --------------------------------------------------------------------------- families
+@dataclass(frozen=True)
+class Family:
+    """One model family: how its configs are built and what the trainer trains.
+
+    Attributes
+    ----------
+    name : stored in every checkpoint as ``family``
+    model : the model class, ``model(model_cfg, audio)``; it provides ``prepare``,
+        ``encode``, ``decode``, ``forward`` (a dict of named outputs) and ``family``
+        ("mel" or "wave": what its decoder returns)
+    config_cls : the model config dataclass (rebuilt from a checkpoint's dict)
+    config : ``config(preset, audio, **changes) -> config_cls``, sized from the AudioConfig
+    loss : ``loss(train_cfg, audio)``, a module returning named terms with ``total``
+    train_presets : preset -> TrainConfig overrides; its keys are the family's presets
+    audio_presets : preset -> AudioConfig overrides on top of ``AudioConfig.preset(preset)``
+    """
+
+    name: str
+    model: type
+    config_cls: type
+    config: Callable
+    loss: type
+    train_presets: dict
+    audio_presets: dict = field(default_factory=dict)
+
+    @property
+    def module(self) -> str:
+        """The module that defines the model class (and registers an experiment family)."""
+        return self.model.__module__
+
+
+FAMILIES: dict[str, Family] = {}
+
+
+def register(family: Family) -> Family:
+    """Add ``family`` to the registry (an experiment module registers its own on import)."""
+    FAMILIES[family.name] = family
+    return family
+
+
+register(Family("mel", mel.MelVAE, mel.MelVAEConfig, mel.mel_config, EfficientLoss, TRAIN_PRESETS))
+register(Family("wave", wave.CVAE, wave.WaveVAEConfig, wave.wave_config, wave.WaveformLoss,
+                wave.TRAIN_PRESETS, wave.AUDIO_PRESETS))
+
+
+def get_family(name: str, module: str | None = None) -> Family:
+    """The registered family ``name``; ``module`` (a checkpoint's ``family_module``) is
+    imported first when the family is not registered yet. Errors name the family."""
+    if name not in FAMILIES and module:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - any failure: the family cannot be built
+            raise ImportError(f"model family {name!r}: its module {module!r} failed to import: {exc}") from exc
+    if name not in FAMILIES:
+        raise KeyError(f"unknown model family {name!r}; registered: {sorted(FAMILIES)}"
+                       + (f" (importing {module!r} did not register it)" if module else ""))
+    return FAMILIES[name]
+
+
+def configs(family: str | Family, preset: str, *, audio: dict | None = None, model: dict | None = None,
+            train: dict | None = None) -> tuple[AudioConfig, object, TrainConfig]:
+    """The audio, model and training configs of ``family`` at ``preset``, with overrides.
+
+    Parameters
+    ----------
+    family : a registered family's name, or a Family
+    preset : one of the family's presets ("tiny", "demo", "full")
+    audio, model, train : overrides of AudioConfig, the model config and TrainConfig;
+        unknown keys and wrong types are errors that name them
+
+    Returns
+    -------
+    (AudioConfig, model config, TrainConfig)
+    """
+    fam = family if isinstance(family, Family) else get_family(family)
+    if preset not in fam.train_presets:
+        raise KeyError(f"family {fam.name!r} has no preset {preset!r}; choose from {sorted(fam.train_presets)}")
+    audio_cfg = AudioConfig.preset(preset, **{**fam.audio_presets.get(preset, {}), **(audio or {})})
+    model_cfg = fam.config(preset, audio_cfg, **(model or {}))
+    train_cfg = override(override(TrainConfig(), **fam.train_presets[preset]), **(train or {}))
+    return audio_cfg, model_cfg, train_cfg
+
+
+def build_model(family: str | Family, model_cfg, audio: AudioConfig) -> nn.Module:
+    fam = family if isinstance(family, Family) else get_family(family)
+    return fam.model(model_cfg, audio)
 
 
 # --------------------------------------------------------------------------- checkpoints
 def save_checkpoint(path, state: dict) -> None:
     """Write ``state`` atomically: a temporary file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:
@@ -265,14 +284,37 @@ def load_model(path, device="cpu", family: str | None = None, expect: dict | Non
         diffs = config_differences({k: state[k] for k in expect}, expect)
         if diffs:
             raise ValueError(f"{path} was trained with another config: " + "; ".join(diffs))
-    fams = _families()
-    if state["family"] not in fams:
-        raise ValueError(f"{path}: unknown model family {state['family']!r}")
+    try:
+        fam = get_family(state["family"], state.get("family_module"))
+    except (KeyError, ImportError) as exc:
+        raise ValueError(f"{path}: {exc.args[0]}") from exc
     audio = AudioConfig.from_dict(state["audio"])
-    model_cfg = config_from_dict(fams[state["family"]]["config_cls"], state["model"])
-    model = build_model(state["family"], model_cfg, audio)
+    model = fam.model(config_from_dict(fam.config_cls, state["model"]), audio)
     model.load_state_dict(state["weights"])
     return model.to(device).eval(), state
+
+
+def newest_checkpoint(root="vae_logs", name: str = "best.pt") -> Path:
+    """The most recently written checkpoint called ``name`` anywhere under ``root``.
+
+    Parameters
+    ----------
+    root : folder searched recursively (the trainer's ``--out`` folders live under it)
+    name : checkpoint file name, ``best.pt`` or ``latest.pt``
+
+    Raises
+    ------
+    FileNotFoundError : ``root`` is missing or holds no ``name``
+    """
+    root = Path(root)
+    hint = ("train a model first with audio_model_training.ipynb or trainer.py, "
+            "or give the checkpoint path")
+    if not root.is_dir():
+        raise FileNotFoundError(f"checkpoint folder not found: {root} ({hint})")
+    found = [p for p in root.rglob(name) if p.is_file()]
+    if not found:
+        raise FileNotFoundError(f"no {name} under {root} ({hint})")
+    return max(found, key=lambda p: p.stat().st_mtime_ns)
 
 
 # --------------------------------------------------------------------------- distributed
@@ -360,7 +402,8 @@ class MemoryEfficientTrainer:
     def state_dict(self) -> dict:
         core = _unwrap(self.model)
         return {
-            "format": CHECKPOINT_FORMAT, "family": self.family, "preset": self.preset or "",
+            "format": CHECKPOINT_FORMAT, "family": self.family, "family_module": type(core).__module__,
+            "preset": self.preset or "",
             "audio": self.audio.to_dict(), "model": dataclasses.asdict(self.model_cfg),
             "train": dataclasses.asdict(self.cfg),
             "weights": core.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -456,7 +499,7 @@ class MemoryEfficientTrainer:
         means = torch.stack([mu[labels == g].mean(0) if (labels == g).any() else torch.zeros(mu.shape[1])
                              for g in range(len(self.genres))])
         self.genre_means = means                                        # (G, D)
-        active = int((mu.var(0) > 0.01).sum()) if mu.shape[0] > 1 else 0
+        active = evaluation.active_units(mu.numpy()) if mu.shape[0] > 1 else 0
         return {"active_units": active, "latent_dim": mu.shape[1]}
 
     # ---- the loop
@@ -504,12 +547,12 @@ def _append_csv(path: Path, row: dict) -> None:
             rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < row["epoch"]]
     rows.append(row)
     fields = list(dict.fromkeys(k for r in rows for k in r))
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
+
+    def write(f):
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, path)
+    atomic_write(path, write, mode="w", newline="")
 
 
 def plot_loss_curves(log_csv, out_png) -> Path:
@@ -539,24 +582,27 @@ def plot_loss_curves(log_csv, out_png) -> Path:
 
 # --------------------------------------------------------------------------- CLI
 def _parse_set(items: list[str]) -> dict:
-    out = {}
+    """``["model.latent_dim=8", ...]`` -> {"audio": {...}, "model": {...}, "train": {...}}."""
+    scoped = {"audio": {}, "model": {}, "train": {}}
     for item in items or []:
-        if "=" not in item:
+        key, eq, value = item.partition("=")
+        scope, _, name = key.partition(".")
+        if not eq:
             raise SystemExit(f"--set expects key=value, got {item!r}")
-        k, v = item.split("=", 1)
-        import ast
+        if scope not in scoped or not name:
+            raise SystemExit(f"--set key {key!r} must start with audio., model. or train.")
         try:
-            out[k] = ast.literal_eval(v)
+            scoped[scope][name] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            out[k] = v
-    return out
+            scoped[scope][name] = value
+    return scoped
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Train a genre-transfer VAE (mel or waveform).")
     p.add_argument("--data", default="Data/synthetic",
                    help="GTZAN folder (Kaggle layout); 'Data/synthetic' is generated when missing")
-    p.add_argument("--model", choices=["mel", "wave"], default="mel")
+    p.add_argument("--model", choices=sorted(FAMILIES), default="mel")
     p.add_argument("--preset", default="demo", help="demo | full | tiny")
     p.add_argument("--out", default="vae_logs")
     p.add_argument("--epochs", type=int)
@@ -577,42 +623,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def configs_from_args(args) -> tuple[AudioConfig, object, TrainConfig]:
-    fams = _families()
-    if args.model not in fams:
-        raise SystemExit(f"model family {args.model!r} is not available")
-    sets = _parse_set(args.set)
-    scoped = {"audio": {}, "model": {}, "train": {}}
-    for k, v in sets.items():
-        scope, _, key = k.partition(".")
-        if scope not in scoped or not key:
-            raise SystemExit(f"--set key {k!r} must start with audio., model. or train.")
-        scoped[scope][key] = v
-    fam = fams[args.model]
-    if "audio" in fam:                                  # a family with its own audio presets
-        audio = fam["audio"](args.preset, **scoped["audio"])
-    else:
-        audio = AudioConfig.preset("full" if args.preset == "full" else "demo", **scoped["audio"])
-    model_cfg = fam["config"](args.preset, audio, **scoped["model"])
-    presets = fam.get("train_presets", TRAIN_PRESETS)        # a family may tune its own optimisation
-    if args.preset not in presets:
-        raise SystemExit(f"unknown preset {args.preset!r}; choose from {sorted(presets)}")
-    train = override(TrainConfig(), **presets[args.preset])
+    """The configs of parsed command-line arguments (:func:`configs` with the flags applied)."""
+    scoped = _parse_set(args.set)
     cli = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
-           "split": args.split, "num_workers": args.num_workers}
-    train = override(train, **{k: v for k, v in cli.items() if v is not None}, **scoped["train"])
-    if args.compile:
-        train = override(train, compile=True)
-    if args.smoke_test:
-        train = override(train, smoke_test=True)
-    return audio, model_cfg, train
+           "split": args.split, "num_workers": args.num_workers,
+           "compile": args.compile or None, "smoke_test": args.smoke_test or None}
+    train = {**{k: v for k, v in cli.items() if v is not None}, **scoped["train"]}
+    return configs(args.model, args.preset, audio=scoped["audio"], model=scoped["model"], train=train)
 
 
-def configs_for(family: str, preset: str, *extra: str) -> tuple[AudioConfig, object, TrainConfig]:
-    """The configs ``python trainer.py --model FAMILY --preset PRESET [extra...]`` would train with."""
-    return configs_from_args(build_parser().parse_args(["--model", family, "--preset", preset, *extra]))
-
-
-def ensure_data(data: str, per_genre: int, duration: float, sr: int) -> Path:
+def ensure_data(data: str, per_genre: int, duration: float) -> Path:
     """The data folder; the synthetic GTZAN is generated into it when it is the default and missing."""
     path = Path(data)
     genres_dir = path / "genres_original"
@@ -621,7 +641,7 @@ def ensure_data(data: str, per_genre: int, duration: float, sr: int) -> Path:
             raise FileNotFoundError(f"data folder not found: {path} (expected GTZAN's Kaggle layout "
                                     f"<data>/genres_original/<genre>/<genre>.000NN.wav)")
         import synthetic_gtzan
-        synthetic_gtzan.generate(path, n_per_genre=per_genre, duration=duration, sr=sr)
+        synthetic_gtzan.generate(path, n_per_genre=per_genre, duration=duration)
     return path
 
 
@@ -629,7 +649,7 @@ def main(argv=None) -> Path:
     args = build_parser().parse_args(argv)
     audio, model_cfg, train_cfg = configs_from_args(args)
     rank, world, _ = _dist_info()
-    data_root = ensure_data(args.data, args.synthetic_per_genre, args.synthetic_duration, 22050) \
+    data_root = ensure_data(args.data, args.synthetic_per_genre, args.synthetic_duration) \
         if rank == 0 else Path(args.data)
     if world > 1:
         if not dist.is_initialized():
@@ -639,9 +659,9 @@ def main(argv=None) -> Path:
     train_data, val_data, info = prepare_enhanced_dataset(data_root, audio, split=train_cfg.split,
                                                           seed=train_cfg.seed, datasets_only=True)
     torch.manual_seed(train_cfg.seed)                 # identical initial weights on every run and rank
-    fam = _families()[args.model]
-    model = build_model(args.model, model_cfg, audio)
-    loss = fam["loss"](train_cfg, audio)
+    fam = get_family(args.model)
+    model = fam.model(model_cfg, audio)
+    loss = fam.loss(train_cfg, audio)
     trainer = MemoryEfficientTrainer(model, loss, train_cfg, args.out, family=args.model, audio=audio,
                                      model_cfg=model_cfg, train_data=train_data, val_data=val_data,
                                      genres=info["genres"], data_info=info["summary"], preset=args.preset)

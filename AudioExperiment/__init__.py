@@ -3,7 +3,7 @@
 
 Modules
 -------
-composed                one waveform VAE, encoder and decoder chosen by name (WaveExperimentConfig)
+composed                one waveform VAE, encoder and decoder chosen by name; the "wave-exp" family
 genre_encoded_cvae      conditional VAE whose encoder sees the genre (Sohn et al. 2015)
 self_attention_encoder  plain conv encoder + Transformer self-attention (Vaswani et al. 2017)
 residual_encoder        ResNet-1D encoder (He et al. 2016)
@@ -14,17 +14,11 @@ compare                 ``python -m AudioExperiment.compare``: the shared runner
 Every variant changes one part of the template's plain waveform VAE; the runner adds the
 template itself and the project's CVAE (ResNet encoder + WaveNet decoder) as baselines.
 """
-import audio_resnet_encoder_wavenet_decoder as _wave
 from AudioExperiment import (genre_encoded_cvae, residual_encoder, self_attention_encoder, wav2vec2_encoder,
                              wavenet_decoder)
 from AudioExperiment.composed import ComposedWaveVAE, WaveExperimentConfig, wave_experiment_config
 
-FAMILIES = {
-    "wave-exp": dict(config=wave_experiment_config, config_cls=WaveExperimentConfig, model=ComposedWaveVAE,
-                     loss=_wave.WaveformLoss, train_presets=_wave.TRAIN_PRESETS),
-}
-
 VARIANTS = [m.VARIANT for m in (genre_encoded_cvae, self_attention_encoder, residual_encoder, wavenet_decoder,
                                 wav2vec2_encoder)]
 
-__all__ = ["FAMILIES", "VARIANTS", "ComposedWaveVAE", "WaveExperimentConfig", "wave_experiment_config"]
+__all__ = ["VARIANTS", "ComposedWaveVAE", "WaveExperimentConfig", "wave_experiment_config"]

@@ -2,7 +2,7 @@
 
 :class:`WaveExperimentConfig` is the waveform VAE's :class:`WaveVAEConfig` plus the
 choice of parts and their sizes; :class:`ComposedWaveVAE` is the waveform ``CVAE`` with
-those parts in place (bottleneck, genre embedding, adversary, ``prepare``, ``decode`` are
+those parts passed in (bottleneck, genre embedding, adversary, ``prepare``, ``decode`` are
 the CVAE's). Parts:
 
     encoder  "plain"     strided convs, no residual units (the template's)
@@ -13,20 +13,21 @@ the CVAE's). Parts:
              "wavenet"   upsampler + WaveNet stack         (wavenet_decoder)
     encode_genre         the encoder sees the genre too    (genre_encoded_cvae)
 
-    audio = TemplateCode.data.audio_for("wave", "demo")
-    model = ComposedWaveVAE(wave_experiment_config("demo", audio, encoder="attention"), audio)
+    audio, cfg, _ = trainer.configs("wave-exp", "demo", model=dict(encoder="attention"))
+    model = ComposedWaveVAE(cfg, audio)
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 
+import audio_resnet_encoder_wavenet_decoder as wave
+import trainer
 from audio_resnet_encoder_wavenet_decoder import CVAE, Encoder, WaveVAEConfig, wave_config
 from AudioExperiment.residual_encoder import residual_encoder
 from AudioExperiment.self_attention_encoder import SelfAttentionEncoder
 from AudioExperiment.wav2vec2_encoder import Wav2Vec2Encoder
 from AudioExperiment.wavenet_decoder import wavenet_decoder
-from model import GaussianBottleneck
 from prepare_data import AudioConfig
 from TemplateCode.audio_vae import PlainWaveDecoder
 from TemplateCode.experiment import GenreInput, SeesGenre, preset_config
@@ -100,10 +101,10 @@ class ComposedWaveVAE(SeesGenre, CVAE):
     family = "wave"
 
     def __init__(self, cfg: WaveExperimentConfig, audio: AudioConfig):
-        super().__init__(cfg, audio)            # the CVAE's parts; the configured ones replace them
-        self.encoder = ENCODERS[cfg.encoder](cfg)
-        self.bottleneck = GaussianBottleneck(self.encoder.out_channels, cfg.latent_dim, cfg.logvar_bound,
-                                             cfg.init_logvar)
-        self.decoder = DECODERS[cfg.decoder](cfg)
+        super().__init__(cfg, audio, encoder=ENCODERS[cfg.encoder](cfg), decoder=DECODERS[cfg.decoder](cfg))
         self.genre_input = GenreInput(cfg.n_genres, cfg.genre_embed_dim, self.encoder.out_channels,
                                       cfg.encoder_genre_dropout) if cfg.encode_genre else None
+
+
+trainer.register(trainer.Family("wave-exp", ComposedWaveVAE, WaveExperimentConfig, wave_experiment_config,
+                                wave.WaveformLoss, wave.TRAIN_PRESETS, wave.AUDIO_PRESETS))

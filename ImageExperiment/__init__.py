@@ -8,23 +8,15 @@ png_spectrograms   Kaggle ``images_original`` pictures: read, crop, scale; draw 
 sweep              a grid of CNN CVAE hyper-parameters as variants
 compare            ``python -m ImageExperiment.compare``: the shared comparison runner on this suite
 
-``FAMILIES`` registers the model families (checkpoints rebuild with
-:func:`TemplateCode.experiment.load_experiment`); ``VARIANTS`` lists the rows this
-package adds to the comparison (the template and the project's mel VAE are added by
-the runner as baselines).
+The model modules register their families ("mel-hgru", "cnn-cvae") with the trainer, so
+their checkpoints rebuild with :func:`TemplateCode.experiment.load_experiment`;
+``VARIANTS`` lists the rows this package adds to the comparison (the template and the
+project's mel VAE are added by the runner as baselines).
 """
-import trainer
 from ImageExperiment.cnn_cvae import CNNCVAE, CNNCVAEConfig, cnn_cvae_config
 from ImageExperiment.hierarchical_gru import HierGRUConfig, HierGRUVAE, hgru_config
 from ImageExperiment.sweep import parse_grid, sweep_variants
 from TemplateCode.experiment import Variant
-
-FAMILIES = {
-    "mel-hgru": dict(config=hgru_config, config_cls=HierGRUConfig, model=HierGRUVAE,
-                     loss=trainer.EfficientLoss, train_presets=trainer.TRAIN_PRESETS),
-    "cnn-cvae": dict(config=cnn_cvae_config, config_cls=CNNCVAEConfig, model=CNNCVAE,
-                     loss=trainer.EfficientLoss, train_presets=trainer.TRAIN_PRESETS),
-}
 
 VARIANTS = [
     Variant("hierarchical_gru", "mel-hgru", "mel",
@@ -38,5 +30,5 @@ VARIANTS = [
             "Sohn et al. 2015; Kingma & Welling 2014", data="png"),
 ]
 
-__all__ = ["FAMILIES", "VARIANTS", "CNNCVAE", "CNNCVAEConfig", "cnn_cvae_config", "HierGRUConfig",
+__all__ = ["VARIANTS", "CNNCVAE", "CNNCVAEConfig", "cnn_cvae_config", "HierGRUConfig",
            "HierGRUVAE", "hgru_config", "parse_grid", "sweep_variants"]

@@ -14,8 +14,8 @@ It trains on computed mels (waveform batches through the log-mel front end) or o
 spectrogram pictures (``images_original``): an image batch [B, 1, M, F] passes
 ``prepare`` unchanged, so the trainer and genre transfer serve both.
 
-    audio = TemplateCode.data.audio_for("mel", "demo")
-    model = CNNCVAE(cnn_cvae_config("demo", audio, depth=3, width=16, latent_dim=32), audio)
+    audio, cfg, _ = trainer.configs("cnn-cvae", "demo", model=dict(depth=3, width=16, latent_dim=32))
+    model = CNNCVAE(cfg, audio)
 """
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from model import GaussianBottleneck, LatentGenreAdversary, MelVAE, MelVAEConfig
+import trainer
+from model import MelVAE, MelVAEConfig, MemoryEfficientDecoder, MemoryEfficientEncoder
 from prepare_data import AudioConfig
 from TemplateCode.experiment import GenreInput, SeesGenre, preset_config
 
@@ -53,6 +54,9 @@ class CNNCVAEConfig:
     encoder_genre_dropout: float = 0.5   # share of training steps it is hidden ("unknown")
     adversary: bool = True          # latent genre adversary (domain confusion)
     logvar_bound: float = 8.0
+    init_logvar: float = 0.0        # posterior log-variance at initialisation
+    genre_dropout: float = 0.0      # share of training decodes told "no genre"
+    encoder_view: str = "mel"       # the whole mel in (model.encoder_view)
 
     @property
     def widths(self) -> tuple:
@@ -65,6 +69,14 @@ class CNNCVAEConfig:
     @property
     def conditional(self) -> bool:           # the decoder always sees the genre
         return True
+
+    @property
+    def latent_rows(self) -> int:            # one global vector, no frequency rows
+        return 1
+
+    @property
+    def latent_channels(self) -> int:
+        return self.latent_dim
 
     def conv_config(self) -> MelVAEConfig:
         """The convolution stacks' sizes, as the mel VAE's blocks read them."""
@@ -89,34 +101,52 @@ def cnn_cvae_config(preset: str, audio: AudioConfig, **changes) -> CNNCVAEConfig
                          **changes)
 
 
+class GlobalEncoder(nn.Module):
+    """[B, 1, M, F] -> one flat feature vector [B, bridge_channels * F', 1]: the mel VAE's
+    residual conv stages, a 1x1 bridge to ``bridge_channels`` per latent frame, flattened."""
+
+    def __init__(self, cfg: CNNCVAEConfig):
+        super().__init__()
+        conv = cfg.conv_config()
+        self.conv = MemoryEfficientEncoder(conv)
+        self.bridge = nn.Conv1d(self.conv.out_channels, cfg.bridge_channels, 1)
+        self.out_channels = cfg.bridge_channels * conv.latent_frames()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.gelu(self.bridge(self.conv(x)))                           # (B, bridge, F')
+        return h.flatten(1).unsqueeze(-1)                               # (B, bridge*F', 1)
+
+
+class GlobalDecoder(nn.Module):
+    """Latent [B, D, 1] (+ genre embedding) -> mel [B, 1, M, F]: a linear map back to
+    ``bridge_channels`` per latent frame, then the mel VAE's decoder."""
+
+    def __init__(self, cfg: CNNCVAEConfig):
+        super().__init__()
+        conv = cfg.conv_config()
+        self.bridge_channels = cfg.bridge_channels
+        self.expand = nn.Linear(cfg.latent_dim, cfg.bridge_channels * conv.latent_frames())
+        self.conv = MemoryEfficientDecoder(conv)
+
+    def forward(self, z: torch.Tensor, genre_embedding: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.expand(z.flatten(1)).unflatten(1, (self.bridge_channels, -1))   # (B, bridge, F')
+        return self.conv(h, genre_embedding)
+
+
 class CNNCVAE(SeesGenre, MelVAE):
     """CNN CVAE with a global latent [B, D, 1]; ``encode(x, genre=None)``."""
 
     family = "mel"
 
     def __init__(self, cfg: CNNCVAEConfig, audio: AudioConfig):
-        cfg.validate()
-        conv = cfg.conv_config()
-        super().__init__(conv, audio)                  # front end, conv encoder / decoder, embedding
-        self.cfg = cfg
-        flat = cfg.bridge_channels * conv.latent_frames()
-        self.bridge = nn.Conv1d(self.encoder.out_channels, cfg.bridge_channels, 1)
-        self.genre_input = GenreInput(cfg.n_genres, cfg.genre_embed_dim, flat, cfg.encoder_genre_dropout) \
-            if cfg.encode_genre else None
-        self.bottleneck = GaussianBottleneck(flat, cfg.latent_dim, cfg.logvar_bound)
-        self.expand = nn.Linear(cfg.latent_dim, flat)
-        self.adversary = LatentGenreAdversary(cfg.latent_dim, cfg.n_genres) if cfg.adversary else None
+        super().__init__(cfg, audio, encoder=GlobalEncoder(cfg), decoder=GlobalDecoder(cfg))
+        self.genre_input = GenreInput(cfg.n_genres, cfg.genre_embed_dim, self.encoder.out_channels,
+                                      cfg.encoder_genre_dropout) if cfg.encode_genre else None
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """Waveforms [B, T] -> log-mel [B, 1, M, F]; a picture batch [B, 1, M, F] passes as it is."""
         return x if x.dim() == 4 else super().prepare(x)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.gelu(self.bridge(self.encoder(x)))                       # (B, bridge, F')
-        return h.flatten(1).unsqueeze(-1)                               # (B, bridge*F', 1)
 
-    def decode(self, z: torch.Tensor, genre: torch.Tensor | None = None,
-               genre_emb: torch.Tensor | None = None) -> torch.Tensor:
-        """Latent [B, D, 1] and genre indices [B] (or embeddings [B, E]) -> mel [B, 1, M, F]."""
-        h = self.expand(z.flatten(1)).unflatten(1, (self.cfg.bridge_channels, -1))   # (B, bridge, F')
-        return super().decode(h, genre, genre_emb)
+trainer.register(trainer.Family("cnn-cvae", CNNCVAE, CNNCVAEConfig, cnn_cvae_config, trainer.EfficientLoss,
+                                trainer.TRAIN_PRESETS))

@@ -10,8 +10,8 @@ of F / time_stride frames, exactly what the project's mel decoder
 puts its hierarchy in the decoder (a "conductor" RNN); here it sits in the encoder, and
 the decoder is the project's convolutional one.
 
-    audio = TemplateCode.data.audio_for("mel", "demo")
-    model = HierGRUVAE(hgru_config("demo", audio), audio)
+    audio, cfg, _ = trainer.configs("mel-hgru", "demo")
+    model = HierGRUVAE(cfg, audio)
 """
 from __future__ import annotations
 
@@ -20,9 +20,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from model import SEQUENCE_PRESETS, GaussianBottleneck, MelVAE, MelVAEConfig
+import trainer
+from model import MelVAE, MelVAEConfig
 from prepare_data import AudioConfig
 from TemplateCode.experiment import preset_config
+from TemplateCode.image_vae import SEQUENCE_PRESETS
 
 HGRU_PRESETS = {"full": dict(frame_hidden=128, segment_hidden=128),
                 "demo": dict(frame_hidden=64, segment_hidden=64),
@@ -81,7 +83,8 @@ class HierGRUVAE(MelVAE):
     family = "mel"
 
     def __init__(self, cfg: HierGRUConfig, audio: AudioConfig):
-        super().__init__(cfg, audio)
-        self.encoder = HierarchicalGRUEncoder(cfg)
-        self.bottleneck = GaussianBottleneck(self.encoder.out_channels, cfg.latent_dim, cfg.logvar_bound,
-                                             cfg.init_logvar)
+        super().__init__(cfg, audio, encoder=HierarchicalGRUEncoder(cfg))
+
+
+trainer.register(trainer.Family("mel-hgru", HierGRUVAE, HierGRUConfig, hgru_config, trainer.EfficientLoss,
+                                trainer.TRAIN_PRESETS))

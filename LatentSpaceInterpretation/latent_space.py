@@ -23,16 +23,16 @@ transfer_path.png, path_alpha_*.wav     one clip shifted by alpha x attribute ve
 Public API
 ----------
 LatentSet                                    encoded split: mu, logvar [N, D], labels, clip index
-newest_checkpoint(root)                      newest best.pt under a folder (from transfer.py)
+newest_checkpoint(root)                      newest best.pt under a folder (trainer.newest_checkpoint)
 split_records(loader, split)                 FileRecords of "train" | "valid" | "test" | "all"
 encode_records(tr, records, cache, level)    one time-averaged mu per window or per clip
 embed_2d(mu, method, seed)                   [N, D] -> [N, 2] with "pca" or "tsne"
-separation_metrics(mu, labels, groups, k)    silhouette and cross-validated kNN genre accuracy
+separation_metrics(mu, labels, groups, k)    silhouette and kNN genre accuracy (evaluation.separation_metrics)
 genre_spread(mu, labels, genres)             per-genre RMS radius and distances between centroids
 genre_means(mu, labels, n_genres)            [G, D] per-genre mean of mu
 attribute_vectors(means)                     genre mean minus the overall mean, [G, D]
 cosine_matrix(vectors)                       [G, D] -> [G, G] cosine similarities
-variance_per_dim(mu), active_units(mu, threshold), kl_per_dim(mu, logvar)
+variance_per_dim(mu), active_units(mu, threshold), kl_per_dim(mu, logvar)   (from evaluation)
 read_log(log_csv)                            the trainer's log.csv as {column: float array}
 collapse_epoch(history, latent_dim, fraction) first epoch of a collapse that lasts to the end
 ensure_judge(judge, tr, loader, out)         a GenreJudge: given, beside the checkpoint, or fitted
@@ -67,32 +67,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from SlicingDataLoading import GENRES, SPLITS, BadAudioError, BuildReport, DataLoad  # noqa: E402
-from transfer import clip_reader, newest_checkpoint  # noqa: E402,F401  (newest_checkpoint re-exported)
-
-ACTIVE_THRESHOLD = 0.01            # a latent unit is active when Var(mu) over the data exceeds this
+import evaluation as ev  # noqa: E402
+from audio_io import save_wav  # noqa: E402
+from evaluation import (ACTIVE_THRESHOLD, label_array, latent_matrix, active_units, kl_per_dim,  # noqa: E402
+                        separation_metrics, variance_per_dim)
+from SlicingDataLoading import GENRES, SPLITS, BadAudioError, BuildReport, DataLoad, clip_reader  # noqa: E402
+from trainer import newest_checkpoint  # noqa: E402
+from transfer import GenreTransfer  # noqa: E402
 DEFAULT_ALPHAS = (0.0, 0.5, 1.0, 1.5, 2.0)
 LEVELS = ("window", "clip")
 METHODS_2D = ("pca", "tsne")
 RESULTS_FILE = "latent_space.json"
-
-
-# --------------------------------------------------------------------------- input checks
-def _as_matrix(x, name: str) -> np.ndarray:
-    """``x`` as a finite float64 [N, D] with N >= 1 and D >= 1, or a ValueError naming it."""
-    a = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x, dtype=np.float64)
-    if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
-        raise ValueError(f"{name}: expected a non-empty array [N, D], got shape {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name}: holds {int(np.sum(~np.isfinite(a)))} NaN or inf value(s)")
-    return a
-
-
-def _as_labels(labels, n: int, name: str = "labels") -> np.ndarray:
-    y = np.asarray(labels)
-    if y.ndim != 1 or len(y) != n:
-        raise ValueError(f"{name}: expected {n} labels (one per row of mu), got shape {y.shape}")
-    return y
 
 
 # --------------------------------------------------------------------------- encoding
@@ -194,7 +179,7 @@ def embed_2d(mu, method: str = "pca", seed: int = 0) -> tuple[np.ndarray, dict]:
     (xy float64 [N, 2], info) where info holds ``explained_variance`` (PCA) or
     ``perplexity`` (t-SNE). A latent with one dimension gets a zero second coordinate.
     """
-    mu = _as_matrix(mu, "mu")
+    mu = latent_matrix(mu, "mu")
     n, d = mu.shape
     if method == "pca":
         from sklearn.decomposition import PCA
@@ -217,74 +202,10 @@ def embed_2d(mu, method: str = "pca", seed: int = 0) -> tuple[np.ndarray, dict]:
 
 
 # --------------------------------------------------------------------------- separation
-def separation_metrics(mu, labels, groups=None, k: int = 5, folds: int = 5, seed: int = 0) -> dict:
-    """How well genre can be read from mu.
-
-    Parameters
-    ----------
-    mu : [N, D]
-    labels : [N] genre of each row
-    groups : [N] clip of each row, or None. With windows, pass the clip index: the kNN
-        folds then never put windows of one clip on both sides (otherwise a window's
-        nearest neighbour is its sibling and the accuracy flatters the latent).
-    k : neighbours (fewer when a training fold is smaller)
-    folds : at most this many stratified folds (fewer when a genre has fewer clips)
-    seed : fold shuffling
-
-    Returns
-    -------
-    {"silhouette": silhouette of mu by genre (euclidean, in [-1, 1]),
-     "knn_accuracy": pooled accuracy of the k-NN genre classifier over the folds,
-     "knn_k", "knn_folds", "chance": share of the largest genre,
-     "n", "n_genres", "grouped": whether groups were used,
-     "notes": [why a value is NaN]}. Degenerate input gives NaN and a note, not an error.
-    """
-    from sklearn.metrics import silhouette_score
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-    from sklearn.neighbors import KNeighborsClassifier
-
-    mu = _as_matrix(mu, "mu")
-    y = _as_labels(labels, len(mu))
-    classes, counts = np.unique(y, return_counts=True)
-    notes: list = []
-    out = {"silhouette": float("nan"), "knn_accuracy": float("nan"), "knn_k": None, "knn_folds": None,
-           "chance": float(counts.max() / len(y)), "n": int(len(y)), "n_genres": int(len(classes)),
-           "grouped": groups is not None, "notes": notes}
-    if 2 <= len(classes) <= len(y) - 1:
-        out["silhouette"] = float(silhouette_score(mu, y))
-    else:
-        notes.append(f"silhouette: NaN (needs 2 <= genres <= N - 1; got {len(classes)} genre(s), N={len(y)})")
-
-    if groups is not None:
-        g = _as_labels(groups, len(mu), "groups")
-        units = np.array([len(np.unique(g[y == c])) for c in classes])     # clips per genre
-        splitter_cls, unit_name = StratifiedGroupKFold, "clips"
-    else:
-        g, units, splitter_cls, unit_name = None, counts, StratifiedKFold, "rows"
-    n_splits = int(min(folds, units.min()))
-    if len(classes) < 2 or n_splits < 2:
-        notes.append(f"knn_accuracy: NaN (needs >= 2 genres with >= 2 {unit_name} each; got "
-                     f"{len(classes)} genre(s), the smallest with {int(units.min())} {unit_name})")
-        return out
-    splitter = splitter_cls(n_splits=n_splits, shuffle=True, random_state=seed)
-    correct = total = 0
-    ks = []
-    for train_idx, test_idx in splitter.split(mu, y, g):
-        if len(test_idx) == 0:
-            continue
-        kk = min(k, len(train_idx))
-        ks.append(kk)
-        pred = KNeighborsClassifier(n_neighbors=kk).fit(mu[train_idx], y[train_idx]).predict(mu[test_idx])
-        correct += int(np.sum(pred == y[test_idx]))
-        total += len(test_idx)
-    out.update(knn_accuracy=correct / total, knn_k=int(min(ks)), knn_folds=n_splits)
-    return out
-
-
 def genre_means(mu, labels, n_genres: int) -> np.ndarray:
     """[G, D] mean of mu per genre index 0..G-1 (NaN rows for genres with no rows)."""
-    mu = _as_matrix(mu, "mu")
-    y = _as_labels(labels, len(mu))
+    mu = latent_matrix(mu, "mu")
+    y = label_array(labels, len(mu))
     means = np.full((n_genres, mu.shape[1]), np.nan)
     for gi in range(n_genres):
         if np.any(y == gi):
@@ -310,8 +231,8 @@ def genre_spread(mu, labels, genres=GENRES) -> dict:
         stand apart; ~1 or more: they overlap),
      "nearest_genre": {genre: the genre with the nearest centroid}}
     """
-    mu = _as_matrix(mu, "mu")
-    y = _as_labels(labels, len(mu)).astype(int)
+    mu = latent_matrix(mu, "mu")
+    y = label_array(labels, len(mu)).astype(int)
     if y.min() < 0 or y.max() >= len(genres):
         raise ValueError(f"labels must be genre indices 0..{len(genres) - 1}, got {y.min()}..{y.max()}")
     present = [gi for gi in range(len(genres)) if np.any(y == gi)]
@@ -364,32 +285,6 @@ def cosine_matrix(vectors, eps: float = 1e-12) -> np.ndarray:
     return (cos + cos.T) / 2.0                                         # exactly symmetric
 
 
-# --------------------------------------------------------------------------- units
-def variance_per_dim(mu) -> np.ndarray:
-    """[D] variance of mu over the rows (ddof=1, as the trainer's active-unit count)."""
-    mu = _as_matrix(mu, "mu")
-    if len(mu) < 2:
-        raise ValueError(f"mu: need at least 2 rows for a variance, got {len(mu)}")
-    return mu.var(axis=0, ddof=1)
-
-
-def active_units(mu, threshold: float = ACTIVE_THRESHOLD) -> int:
-    """Number of latent dimensions whose mu varies over the data by more than ``threshold``."""
-    return int(np.sum(variance_per_dim(mu) > threshold))
-
-
-def kl_per_dim(mu, logvar) -> np.ndarray:
-    """[D] mean over rows of KL(N(mu, exp(logvar)) || N(0, 1)) per dimension.
-
-    With time-averaged mu and logvar this is the KL of the averaged posterior parameters,
-    not the trainer's per-position ``kl_raw``; it ranks the dimensions the same way.
-    """
-    mu, logvar = _as_matrix(mu, "mu"), _as_matrix(logvar, "logvar")
-    if mu.shape != logvar.shape:
-        raise ValueError(f"mu {mu.shape} and logvar {logvar.shape} must have the same shape")
-    return (0.5 * (mu ** 2 + np.exp(logvar) - 1.0 - logvar)).mean(axis=0)
-
-
 # --------------------------------------------------------------------------- training history
 def read_log(log_csv) -> dict:
     """The trainer's ``log.csv`` as {column: float64 [epochs]} (blank cells are NaN)."""
@@ -437,24 +332,22 @@ def ensure_judge(judge, tr, loader: DataLoad | None = None, out=None):
     ``judge`` may be a GenreJudge (returned as it is) or the path of a saved one. With
     None: the judge found beside the checkpoint (``judge.npz``, loaded by
     GenreTransfer.from_checkpoint), else one fitted on the training split of ``loader``
-    with demo.train_judge and saved to ``out/judge.npz``.
+    with evaluation.train_judge and saved to ``out/judge.npz``.
     """
-    from evaluation import GenreJudge
-    if isinstance(judge, GenreJudge):
+    if isinstance(judge, ev.GenreJudge):
         return judge
     if judge is not None:
         path = Path(judge)
         if not path.is_file():
             raise FileNotFoundError(f"judge file not found: {path}")
-        return GenreJudge.from_file(path)
+        return ev.GenreJudge.from_file(path)
     if tr.judge is not None:
         return tr.judge
     if loader is None or out is None:
         raise ValueError("no judge given and none beside the checkpoint: pass a judge, or a loader "
                          "and an output folder to fit one on the training split")
-    import demo
     print(f"fitting a genre judge on the training split of {loader.data_root} ...")
-    return demo.train_judge(loader, tr.audio.sample_rate, Path(out) / "judge.npz")
+    return ev.train_judge(loader, tr.audio.sample_rate, Path(out) / "judge.npz")
 
 
 def path_pairs(records, n_genres: int = len(GENRES), n: int = 10) -> list:
@@ -488,7 +381,6 @@ def transfer_path(tr, audio, source: str, target: str, alphas=DEFAULT_ALPHAS, ju
     {"alphas": [A], "outputs": A decoded clips [T], "proba": [A, len(GENRES)],
      "target_prob": [A], "source_prob": [A], "source", "target"}
     """
-    from evaluation import genre_index
     if judge is None:
         raise ValueError("transfer_path needs a judge (see ensure_judge)")
     alphas = [float(a) for a in alphas]
@@ -497,7 +389,7 @@ def transfer_path(tr, audio, source: str, target: str, alphas=DEFAULT_ALPHAS, ju
     outputs = [tr.transfer_mono(audio, source, target, method=method, strength=a) for a in alphas]
     proba = judge.predict_proba(outputs, tr.audio.sample_rate)                # (A, G)
     return {"alphas": alphas, "outputs": outputs, "proba": proba, "source": source, "target": target,
-            "target_prob": proba[:, genre_index(target)], "source_prob": proba[:, genre_index(source)]}
+            "target_prob": proba[:, ev.genre_index(target)], "source_prob": proba[:, ev.genre_index(source)]}
 
 
 def mean_transfer_path(tr, clips, pairs, alphas=DEFAULT_ALPHAS, judge=None, method: str = "shift",
@@ -560,8 +452,8 @@ def _genre_colours(n: int):
 
 def plot_embedding(xy, labels, genres, png, title: str = "", axis_labels=("1", "2")) -> Path:
     """Scatter of 2-D points [N, 2] coloured by genre index ``labels`` [N]."""
-    xy = _as_matrix(xy, "xy")
-    y = _as_labels(labels, len(xy)).astype(int)
+    xy = latent_matrix(xy, "xy")
+    y = label_array(labels, len(xy)).astype(int)
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
     for gi, colour in enumerate(_genre_colours(len(genres))):
         sel = y == gi
@@ -651,16 +543,13 @@ def plot_history(history: dict, png, latent_dim: int | None = None, fraction: fl
         ax.axhline(latent_dim, color="grey", ls=":", label=f"latent dim {latent_dim}")
         ax.axhline(fraction * latent_dim, color="tab:red", ls="--", label=f"lazy below {fraction:g} x dim")
     ax.set_title("active latent units (Var(mu) > 0.01)")
-    ax = axes[1]
-    for key, name in (("train_kl_raw", "train"), ("val_kl_raw", "valid")):
-        if key in history:
-            ax.plot(ep, history[key], label=name)
-    ax.set_title("KL per latent unit (nats, raw)")
-    ax = axes[2]
-    for key, name in (("train_recon", "train recon"), ("val_recon", "valid recon")):
-        if key in history:
-            ax.plot(ep, history[key], label=name)
-    ax.set_title("reconstruction loss and beta")
+    panels = ((axes[1], "KL per latent unit (nats, raw)", (("train_kl_raw", "train"), ("val_kl_raw", "valid"))),
+              (axes[2], "reconstruction loss and beta", (("train_recon", "train recon"), ("val_recon", "valid recon"))))
+    for ax, title, curves in panels:
+        for key, name in curves:
+            if key in history:
+                ax.plot(ep, history[key], label=name)
+        ax.set_title(title)
     if "train_beta" in history:
         twin = ax.twinx()
         twin.plot(ep, history["train_beta"], color="tab:green", ls="--", label="beta")
@@ -722,6 +611,76 @@ def plot_transfer_path(path: dict, cfg, png, mean: dict | None = None, title: st
 
 
 # --------------------------------------------------------------------------- everything
+def _embedding_figures(lat: LatentSet, out: Path, tag: str, tsne: bool, seed: int, figures: dict) -> None:
+    """mu in 2-D by genre: PCA, and t-SNE when asked for (and there are enough points)."""
+    for method in METHODS_2D if tsne and len(lat) >= 4 else ("pca",):
+        xy, extra = embed_2d(lat.mu, method, seed)
+        if method == "pca":
+            ratio = extra["explained_variance"] + [0.0] * 2
+            axis = (f"PC1 ({ratio[0]:.0%} of variance)", f"PC2 ({ratio[1]:.0%})")
+        else:
+            axis = ("t-SNE 1", "t-SNE 2")
+        figures[f"embedding_{method}"] = plot_embedding(
+            xy, lat.labels, lat.genres, out / f"embedding_{method}.png", f"mu by genre, {method.upper()} ({tag})",
+            axis).name
+
+
+def _attribute_section(tr, lat: LatentSet, split: str, out: Path, figures: dict, notes: list) -> dict:
+    """Genre attribute vectors (the checkpoint's genre means, else the encoded split's) and
+    the cosine matrix between them."""
+    if tr.genre_means is not None:
+        means, source = tr.genre_means.numpy(), "checkpoint genre_means (training split)"
+    else:
+        means, source = genre_means(lat.mu, lat.labels, len(lat.genres)), f"{split} split (checkpoint stores none)"
+        notes.append("the checkpoint stores no genre means: attribute vectors from the encoded split, no shift path")
+    attributes = attribute_vectors(means)
+    cos = cosine_matrix(attributes)
+    figures["genre_cosine"] = plot_cosine_matrix(cos, lat.genres, out / "genre_cosine.png").name
+    return {"source": source, "genres": lat.genres, "cosine": cos, "norms": np.linalg.norm(attributes, axis=1)}
+
+
+def _units_section(lat: LatentSet, split: str, out: Path, figures: dict) -> dict:
+    """Variance of mu and KL per dimension: how many units the decoder can use."""
+    variance, kl = variance_per_dim(lat.mu), kl_per_dim(lat.mu, lat.logvar)
+    figures["latent_units"] = plot_units(variance, kl, out / "latent_units.png", title=f"{split} split: ").name
+    return {"active_units": active_units(lat.mu), "threshold": ACTIVE_THRESHOLD, "variance_per_dim": variance,
+            "kl_per_dim": kl, "kl_total": float(kl.sum())}
+
+
+def _history_section(tr, log_csv: Path, latent_dim: int, out: Path, figures: dict, notes: list) -> dict | None:
+    """Active units, KL and beta over training, from the trainer's log.csv beside the checkpoint."""
+    if not log_csv.is_file():
+        notes.append(f"no training log at {log_csv}: no history figure")
+        return None
+    fraction = float((tr.state.get("train") or {}).get("lazy_threshold", 0.25))
+    log = read_log(log_csv)
+    figures["training_history"] = plot_history(log, out / "training_history.png", latent_dim, fraction).name
+    return {"log": str(log_csv), "epochs": int(len(log["epoch"])),
+            "active_units": log.get("active_units", np.array([])).tolist(),
+            "collapse_epoch": collapse_epoch(log, latent_dim, fraction) if "active_units" in log else None,
+            "lazy_fraction": fraction}
+
+
+def _path_section(tr, records, loader: DataLoad, judge, alphas, path_clips: int, max_seconds, tag: str,
+                  out: Path, figures: dict, progress: bool) -> dict:
+    """The averaged shift path over ``path_clips`` clips, its figure and the first clip's WAVs."""
+    pairs = path_pairs(records, len(tr.genres), path_clips)
+    load = clip_reader(records, tr.audio.sample_rate, loader.cache, max_seconds)
+    clips = [load(r) for r, _ in pairs]
+    names = [(r.genre, tr.genres[t]) for r, t in pairs]
+    mean = mean_transfer_path(tr, clips, names, alphas, judge, progress=progress)
+    first = mean["first"]
+    title = f"{pairs[0][0].name}: {first['source']} -> {first['target']}, shift ({tag})"
+    figures["transfer_path"] = plot_transfer_path(first, tr.audio, out / "transfer_path.png", mean, title).name
+    for a, audio in zip(first["alphas"], first["outputs"]):
+        save_wav(out / f"path_alpha_{a:g}.wav", audio, tr.audio.sample_rate)
+    return {"method": "shift", "alphas": mean["alphas"], "clips": [r.name for r, _ in pairs],
+            "pairs": names, "target_prob": mean["target_prob"], "source_prob": mean["source_prob"],
+            "mean_target_prob": mean["mean_target_prob"], "mean_source_prob": mean["mean_source_prob"],
+            "spearman": mean["spearman"], "non_decreasing": mean["non_decreasing"],
+            "share_raised": mean["share_raised"], "judge": judge.info()}
+
+
 def analyse(checkpoint=None, data=None, split: str = "test", out=None, judge=None, level: str = "window",
             alphas=DEFAULT_ALPHAS, path_clips: int = 10, max_seconds: float | None = None,
             tsne: bool = True, seed: int = 0, device: str = "cpu", logs_root="vae_logs",
@@ -745,10 +704,6 @@ def analyse(checkpoint=None, data=None, split: str = "test", out=None, judge=Non
     -------
     The dict written to ``out/latent_space.json`` (figures listed under ``figures``).
     """
-    import evaluation as ev
-    from audio_io import save_wav
-    from transfer import GenreTransfer
-
     checkpoint = Path(checkpoint) if checkpoint else newest_checkpoint(logs_root)
     tr = GenreTransfer.from_checkpoint(checkpoint, device=device)
     info = tr.state.get("data") or {}
@@ -761,77 +716,25 @@ def analyse(checkpoint=None, data=None, split: str = "test", out=None, judge=Non
                       progress=progress)
     records = split_records(loader, split)
     lat = encode_records(tr, records, loader.cache, level, max_seconds, progress)
-    genres, notes, figures = lat.genres, [], {}
+    notes, figures = [], {}
     tag = f"{tr.model.family} VAE, epoch {tr.state.get('epoch')}, {split} split, {len(lat)} {level}s"
 
-    # where the genres sit
-    for method in METHODS_2D if tsne and len(lat) >= 4 else ("pca",):
-        xy, extra = embed_2d(lat.mu, method, seed)
-        if method == "pca":
-            ev_ratio = extra["explained_variance"] + [0.0] * 2
-            axis = (f"PC1 ({ev_ratio[0]:.0%} of variance)", f"PC2 ({ev_ratio[1]:.0%})")
-        else:
-            axis = ("t-SNE 1", "t-SNE 2")
-        figures[f"embedding_{method}"] = plot_embedding(
-            xy, lat.labels, genres, out / f"embedding_{method}.png", f"mu by genre, {method.upper()} ({tag})", axis).name
-    separation = separation_metrics(lat.mu, lat.labels, lat.clip if level == "window" else None, seed=seed)
-    spread = genre_spread(lat.mu, lat.labels, genres)
+    _embedding_figures(lat, out, tag, tsne, seed, figures)
+    spread = genre_spread(lat.mu, lat.labels, lat.genres)
     figures["genre_spread"] = plot_spread(spread, out / "genre_spread.png").name
-
-    stored = tr.genre_means
-    if stored is not None:
-        means, source = stored.numpy(), "checkpoint genre_means (training split)"
-    else:
-        means, source = genre_means(lat.mu, lat.labels, len(genres)), f"{split} split (checkpoint stores none)"
-        notes.append("the checkpoint stores no genre means: attribute vectors from the encoded split, no shift path")
-    attributes = attribute_vectors(means)
-    cos = cosine_matrix(attributes)
-    figures["genre_cosine"] = plot_cosine_matrix(cos, genres, out / "genre_cosine.png").name
-
-    # is the VAE lazy
-    variance, kl = variance_per_dim(lat.mu), kl_per_dim(lat.mu, lat.logvar)
-    n_active = int(np.sum(variance > ACTIVE_THRESHOLD))
-    figures["latent_units"] = plot_units(variance, kl, out / "latent_units.png", title=f"{split} split: ").name
-    fraction = float((tr.state.get("train") or {}).get("lazy_threshold", 0.25))
-    history = None
-    log_csv = checkpoint.parent / "log.csv"
-    if log_csv.is_file():
-        log = read_log(log_csv)
-        figures["training_history"] = plot_history(log, out / "training_history.png", lat.mu.shape[1], fraction).name
-        history = {"log": str(log_csv), "epochs": int(len(log["epoch"])),
-                   "active_units": log.get("active_units", np.array([])).tolist(),
-                   "collapse_epoch": collapse_epoch(log, lat.mu.shape[1], fraction) if "active_units" in log else None,
-                   "lazy_fraction": fraction}
-    else:
-        notes.append(f"no training log at {log_csv}: no history figure")
-
-    # the transfer path
+    attributes = _attribute_section(tr, lat, split, out, figures, notes)
+    units = _units_section(lat, split, out, figures)
+    history = _history_section(tr, checkpoint.parent / "log.csv", lat.mu.shape[1], out, figures, notes)
     path_result = None
-    if path_clips > 0 and stored is not None:
+    if path_clips > 0 and tr.genre_means is not None:
         judge = ensure_judge(judge, tr, loader, out)
-        pairs = path_pairs(records, len(genres), path_clips)
-        load = clip_reader(records, tr.audio.sample_rate, loader.cache, max_seconds)
-        clips = [load(r) for r, _ in pairs]
-        names = [(r.genre, genres[t]) for r, t in pairs]
-        mean = mean_transfer_path(tr, clips, names, alphas, judge, progress=progress)
-        first = mean["first"]
-        title = f"{pairs[0][0].name}: {first['source']} -> {first['target']}, shift ({tag})"
-        figures["transfer_path"] = plot_transfer_path(first, tr.audio, out / "transfer_path.png", mean, title).name
-        for a, audio in zip(first["alphas"], first["outputs"]):
-            save_wav(out / f"path_alpha_{a:g}.wav", audio, tr.audio.sample_rate)
-        path_result = {"method": "shift", "alphas": mean["alphas"], "clips": [r.name for r, _ in pairs],
-                       "pairs": names, "target_prob": mean["target_prob"], "source_prob": mean["source_prob"],
-                       "mean_target_prob": mean["mean_target_prob"], "mean_source_prob": mean["mean_source_prob"],
-                       "spearman": mean["spearman"], "non_decreasing": mean["non_decreasing"],
-                       "share_raised": mean["share_raised"], "judge": judge.info()}
-
+        path_result = _path_section(tr, records, loader, judge, alphas, path_clips, max_seconds, tag, out,
+                                    figures, progress)
     result = {"checkpoint": str(checkpoint), "out": str(out), "family": tr.model.family, "epoch": tr.state.get("epoch"),
               "data": str(data), "split": split, "level": level, "n": len(lat), "n_clips": len(lat.names),
-              "latent_dim": int(lat.mu.shape[1]), "separation": separation, "spread": spread,
-              "attributes": {"source": source, "genres": genres, "cosine": cos,
-                             "norms": np.linalg.norm(attributes, axis=1)},
-              "units": {"active_units": n_active, "threshold": ACTIVE_THRESHOLD, "variance_per_dim": variance,
-                        "kl_per_dim": kl, "kl_total": float(kl.sum())},
+              "latent_dim": int(lat.mu.shape[1]),
+              "separation": separation_metrics(lat.mu, lat.labels, lat.clip if level == "window" else None, seed=seed),
+              "spread": spread, "attributes": attributes, "units": units,
               "history": history, "transfer_path": path_result, "figures": figures, "notes": notes}
     ev.write_metrics(out / RESULTS_FILE, result)
     return result

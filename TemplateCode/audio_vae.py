@@ -5,10 +5,10 @@ with no residual units). Decoder: nearest-neighbour upsampling and a convolution
 stage (``UpsampleBlock`` with no residual units), each stage modulated by the genre
 (``GenreFiLM``), then a 1-channel convolution and tanh. Bottleneck, genre embedding,
 adversary, ``prepare``/``encode``/``decode``/``forward`` are the waveform CVAE's: this
-class only swaps the WaveNet decoder for the plain one.
+class only passes it the plain decoder instead of the WaveNet one.
 
-    audio = TemplateCode.data.audio_for("wave", "demo")
-    model = PlainWaveVAE(plain_wave_config("demo", audio), audio)
+    audio, cfg, _ = trainer.configs("template-wave", "demo")
+    model = PlainWaveVAE(cfg, audio)
     out = model(model.prepare(wave), genre)      # {"recon", "target", "z", "mu", "logvar", ...}
 
 The configuration is the waveform VAE's ``WaveVAEConfig``: ``channels``/``strides`` size
@@ -21,9 +21,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import audio_resnet_encoder_wavenet_decoder as wave
+import trainer
 from audio_resnet_encoder_wavenet_decoder import CVAE, UpsampleBlock, WaveVAEConfig, wave_config
-from model import GenreFiLM
 from prepare_data import AudioConfig
+from vae_parts import GenreFiLM
 
 
 def plain_wave_config(preset: str, audio: AudioConfig, **changes) -> WaveVAEConfig:
@@ -60,5 +62,8 @@ class PlainWaveVAE(CVAE):
     family = "wave"
 
     def __init__(self, cfg: WaveVAEConfig, audio: AudioConfig):
-        super().__init__(cfg, audio)
-        self.decoder = PlainWaveDecoder(cfg)
+        super().__init__(cfg, audio, decoder=PlainWaveDecoder(cfg))
+
+
+trainer.register(trainer.Family("template-wave", PlainWaveVAE, WaveVAEConfig, plain_wave_config, wave.WaveformLoss,
+                                wave.TRAIN_PRESETS, wave.AUDIO_PRESETS))

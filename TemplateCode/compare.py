@@ -15,7 +15,7 @@ For every variant of the suite(s), in order:
    (re-running resumes from ``latest.pt``; ``--fresh`` starts over);
 3. reload ``best.pt`` from the file alone and score it with the shared yardstick,
    :func:`transfer.evaluate_model` (one judge, trained once per output folder with
-   :func:`demo.train_judge`, on the same test clips, a few seconds each, to a random other
+   :func:`evaluation.train_judge`, on the same test clips, a few seconds each, to a random other
    genre; on the synthetic set, content retrieval among every genre's renderings of the
    test contents);
 4. draw the PCA of its latent means over the validation segments (``latent_pca.png``).
@@ -41,10 +41,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from prepare_data import AudioConfig
 from TemplateCode.experiment import Variant, baselines, build, load_experiment, make_trainer
 
 SUITES = ("audio", "image")
-JUDGE_SR = 22050
+JUDGE_SR = AudioConfig().sample_rate        # the judge hears every variant at the project's rate
 
 
 @dataclass(frozen=True)
@@ -300,10 +301,9 @@ class Comparison:
         """The genre judge of this output folder (fitted once, then read from ``judge.npz``)."""
         if self._judge is None:
             import evaluation as ev
-            from demo import train_judge
             path = self.out / "judge.npz"
             self._judge = ev.GenreJudge.from_file(path, progress=False) if path.exists() and not self.fresh \
-                else train_judge(self.loader, JUDGE_SR, path, seconds=self.budget.judge_seconds)
+                else ev.train_judge(self.loader, JUDGE_SR, path, seconds=self.budget.judge_seconds)
         return self._judge
 
     def datasets(self, variant: Variant, audio, batch_size: int):
@@ -335,8 +335,8 @@ class Comparison:
     # ---- one variant
     def run_variant(self, variant: Variant) -> dict:
         """Train, reload, score and plot one variant; return (and keep) its table row."""
-        from evaluation import to_jsonable, write_metrics
-        from transfer import GenreTransfer, evaluate_model
+        from evaluation import evaluate_model, to_jsonable, write_metrics
+        from transfer import GenreTransfer
 
         vdir = self.out / variant.name
         row_file = vdir / "row.json"

@@ -5,11 +5,11 @@ index, from the file-level split of :mod:`SlicingDataLoading` (decoded once into
 on-disk cache). The image template turns segments into log-mels on the device, in its
 model's ``prepare``, so the data layer is the same for waveforms and images.
 
-    train, valid, info = load_segments("Data/synthetic", audio_for("image", "demo"))
+    audio, _, _ = trainer.configs("template-mel", "demo")
+    train, valid, info = load_segments("Data/synthetic", audio)
 
 Public API
 ----------
-audio_for(domain, size)             the AudioConfig a domain ("wave" | "mel") trains with
 ensure_data(path, per_genre, ...)   the folder; the synthetic GTZAN is written when missing
 load_segments(path, audio, ...)     (train, valid, info): datasets of (segment [T], genre)
 """
@@ -17,23 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import trainer
 from prepare_data import AudioConfig, prepare_enhanced_dataset
-
-DOMAINS = ("wave", "mel")
-
-
-def audio_for(domain: str, size: str) -> AudioConfig:
-    """The AudioConfig of a model ``domain`` at ``size`` ("tiny", "demo" or "full").
-
-    Waveform models use the waveform VAE's presets (a lower sample rate on a CPU); mel
-    models use the project's mel presets (128 bands; "tiny" shares the demo mel).
-    """
-    if domain == "wave":
-        import audio_resnet_encoder_wavenet_decoder as wave
-        return wave.audio_config(size)
-    if domain == "mel":
-        return AudioConfig.preset("full" if size == "full" else "demo")
-    raise ValueError(f"unknown domain {domain!r}; choose from {DOMAINS}")
 
 
 def ensure_data(path, per_genre: int = 30, duration: float = 10.0) -> Path:
@@ -41,8 +26,7 @@ def ensure_data(path, per_genre: int = 30, duration: float = 10.0) -> Path:
 
     Delegates to :func:`trainer.ensure_data` (the same data the demo and trainer use).
     """
-    from trainer import ensure_data as _ensure
-    return _ensure(str(path), per_genre, duration, AudioConfig().sample_rate)
+    return trainer.ensure_data(str(path), per_genre, duration)
 
 
 def load_segments(path, audio: AudioConfig, split: str = "auto", seed: int = 0):

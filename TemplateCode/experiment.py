@@ -1,12 +1,10 @@
-"""What every experiment shares: the variant record, the family registry, checkpoint
-loading, and the block that lets an encoder see the genre.
+"""What every experiment shares: the variant record, building and training a variant,
+checkpoint loading, and the block that lets an encoder see the genre.
 
-A *variant* is one row of the comparison table: a model family (a config class, a
-config builder, a model class and a loss, the same record :func:`trainer._families`
-holds), the config overrides that make it this variant, and the data it reads. The
-experiment packages list their variants (``VARIANTS``) and families (``FAMILIES``);
-:func:`trainer._families` merges them with the trainer's own, so every checkpoint a
-comparison writes rebuilds from the file alone with :func:`trainer.load_model`.
+A *variant* is one row of the comparison table: a model family (a :class:`trainer.Family`,
+registered by the module that defines its model), the config overrides that make it
+this variant, and the data it reads. Every checkpoint a comparison writes names its
+family and that module, so it rebuilds from the file alone with :func:`trainer.load_model`.
 
 Public API
 ----------
@@ -14,8 +12,6 @@ Variant                      name, family, domain, description, paper, model / t
 GenreInput                   the genre as an encoder input (Sohn et al. 2015), "unknown" when absent
 SeesGenre                    mixin: encode(x, genre=None) and forward(x, genre) through GenreInput
 build(variant, size)         configs, model and loss of a variant; make_trainer(...) its trainer
-template_families()          the template models as registry entries
-family(name)                 a registry entry of trainer._families (templates and experiments included)
 load_experiment(path)        checkpoint -> (model in eval mode, checkpoint dict): trainer.load_model
 baselines(domain)            the template and the project's own model of a domain, as variants
 preset_config(cls, ...)      a config dataclass from a preset table, overrides checked, validated
@@ -27,8 +23,11 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 
-from model import GenreFiLM
-from prepare_data import AudioConfig, config_from_dict
+import TemplateCode.audio_vae  # noqa: F401 (registers the template-wave family)
+import TemplateCode.image_vae  # noqa: F401 (registers the template-mel family)
+import trainer
+from prepare_data import AudioConfig, override
+from vae_parts import GenreFiLM
 
 
 @dataclass(frozen=True)
@@ -38,9 +37,9 @@ class Variant:
     Attributes
     ----------
     name : row name and output folder (letters, digits, ``_``, ``-``, ``.``)
-    family : key of :func:`trainer._families` (stored as the checkpoint's ``family``)
-    domain : "wave" (model reads waveforms) or "mel" (model reads log-mel images): picks the
-        AudioConfig, and so the data, shared by every variant of the domain
+    family : name of a registered :class:`trainer.Family` (stored as the checkpoint's ``family``)
+    domain : "wave" (model reads waveforms) or "mel" (model reads log-mel images); the
+        families of a domain share their AudioConfig, so its variants read the same data
     description, paper : for the README and the table
     model : config overrides applied on top of the size preset of the family
     train : TrainConfig overrides (the sweep sets ``beta_max`` here)
@@ -130,33 +129,6 @@ class SeesGenre:
         return out
 
 
-def template_families() -> dict:
-    """The template models as :func:`trainer._families` entries."""
-    import audio_resnet_encoder_wavenet_decoder as wave
-    import trainer
-    from model import MelVAEConfig
-    from TemplateCode.audio_vae import PlainWaveVAE, plain_wave_config
-    from TemplateCode.image_vae import PlainMelVAE, plain_mel_config
-    return {
-        "template-wave": dict(config=plain_wave_config, config_cls=wave.WaveVAEConfig, model=PlainWaveVAE,
-                              loss=wave.WaveformLoss, train_presets=wave.TRAIN_PRESETS),
-        "template-mel": dict(config=plain_mel_config, config_cls=MelVAEConfig, model=PlainMelVAE,
-                             loss=trainer.EfficientLoss, train_presets=trainer.TRAIN_PRESETS),
-    }
-
-
-def family(name: str) -> dict:
-    """The registry entry of family ``name`` (KeyError naming the known ones).
-
-    The registry is :func:`trainer._families`, which merges the packages' ``FAMILIES``.
-    """
-    import trainer
-    fams = trainer._families()
-    if name not in fams:
-        raise KeyError(f"unknown model family {name!r}; known: {sorted(fams)}")
-    return fams[name]
-
-
 def load_experiment(path, device="cpu"):
     """Rebuild any family's model from a checkpoint alone: :func:`trainer.load_model`.
 
@@ -164,7 +136,6 @@ def load_experiment(path, device="cpu"):
     -------
     (model in eval mode on ``device``, checkpoint dict)
     """
-    import trainer
     return trainer.load_model(path, device)
 
 
@@ -195,7 +166,6 @@ def preset_config(cls, presets: dict, preset: str, base: dict, **changes):
     Unknown keys and wrongly typed values are errors naming them (:func:`prepare_data.override`);
     an unknown preset is a KeyError naming the known ones.
     """
-    from prepare_data import override
     if preset not in presets:
         raise KeyError(f"unknown {cls.__name__} preset {preset!r}; choose from {sorted(presets)}")
     cfg = override(override(cls(**base), **presets[preset]), **changes)
@@ -226,26 +196,15 @@ def build(variant: Variant, size: str, seed: int = 0, **train_changes) -> Built:
     Parameters
     ----------
     variant : the row to build
-    size : "tiny" | "demo" | "full": the family's model preset, the domain's AudioConfig
-        and the family's TrainConfig preset
+    size : "tiny" | "demo" | "full": the family's presets (:func:`trainer.configs`)
     seed : torch seed for the initial weights (and the TrainConfig's seed)
     train_changes : TrainConfig overrides applied after the variant's own (e.g. epochs)
     """
-    import trainer
-    from prepare_data import override
-    from TemplateCode.data import audio_for
-
-    fam = family(variant.family)
-    audio = audio_for(variant.domain, size)
-    model_cfg = fam["config"](size, audio, **variant.model)
-    presets = fam.get("train_presets", trainer.TRAIN_PRESETS)
-    if size not in presets:
-        raise KeyError(f"family {variant.family!r} has no train preset {size!r}; choose from {sorted(presets)}")
-    train_cfg = override(trainer.TrainConfig(), **presets[size])
-    train_cfg = override(train_cfg, seed=seed, **{**variant.train, **train_changes})
+    fam = trainer.get_family(variant.family)
+    audio, model_cfg, train_cfg = trainer.configs(fam, size, model=variant.model,
+                                                  train={"seed": seed, **variant.train, **train_changes})
     torch.manual_seed(seed)
-    return Built(variant, audio, model_cfg, train_cfg, fam["model"](model_cfg, audio),
-                 fam["loss"](train_cfg, audio))
+    return Built(variant, audio, model_cfg, train_cfg, fam.model(model_cfg, audio), fam.loss(train_cfg, audio))
 
 
 def make_trainer(built: Built, out_dir, train_data, val_data, info: dict, resume: bool = True):
@@ -253,7 +212,6 @@ def make_trainer(built: Built, out_dir, train_data, val_data, info: dict, resume
     ``<out_dir>/latest.pt`` when it exists and ``resume`` is set."""
     from pathlib import Path
 
-    import trainer
     tr = trainer.MemoryEfficientTrainer(
         built.model, built.loss, built.train_cfg, out_dir, family=built.variant.family, audio=built.audio,
         model_cfg=built.model_cfg, train_data=train_data, val_data=val_data, genres=info["genres"],

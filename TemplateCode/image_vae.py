@@ -7,10 +7,10 @@ channels, so the latent is a *sequence* over time [B, D, F / time stride], as in
 project's mel VAE. Decoder: per stage nearest-neighbour upsampling, a convolution, GELU
 and a genre FiLM; a last convolution gives the mel, clamped to [-1, 1] with a straight-
 through gradient. Bottleneck, genre embedding, ``prepare``/``encode``/``decode``/
-``forward`` are :class:`model.MelVAE`'s: this class swaps in the plain encoder/decoder.
+``forward`` are :class:`model.MelVAE`'s: this class passes it the plain encoder/decoder.
 
-    audio = TemplateCode.data.audio_for("mel", "demo")
-    model = PlainMelVAE(plain_mel_config("demo", audio), audio)
+    audio, cfg, _ = trainer.configs("template-mel", "demo")
+    model = PlainMelVAE(cfg, audio)
 
 The configuration is :class:`model.MelVAEConfig` (``channels`` and ``strides`` per stage).
 """
@@ -20,8 +20,21 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from model import SEQUENCE_PRESETS, GenreFiLM, MelVAE, MelVAEConfig, mel_config
+import trainer
+from model import MelVAE, MelVAEConfig, mel_config
 from prepare_data import AudioConfig
+from vae_parts import GenreFiLM
+
+# The latent as a plain sequence (no frequency rows, the whole mel in): the encoders of
+# this template and of the hierarchical GRU fold the frequency axis into channels.
+SEQUENCE_PRESETS = {
+    # 1 x 128 x 512 input -> latent 16 x 32 = 512 numbers per segment.
+    "full": dict(channels=(32, 64, 128, 256), strides=((2, 2), (2, 2), (2, 2), (2, 2)), latent_dim=16),
+    # 1 x 128 x 128 input -> latent 16 x 16 = 256 numbers.
+    "demo": dict(channels=(16, 32, 64, 64), strides=((2, 2), (2, 2), (2, 2), (2, 1)),
+                 latent_dim=16, genre_embed_dim=32),
+    "tiny": dict(channels=(8, 16), strides=((4, 2), (4, 2)), latent_dim=8, genre_embed_dim=8),
+}
 
 
 def plain_mel_config(preset: str, audio: AudioConfig, **changes) -> MelVAEConfig:
@@ -85,6 +98,8 @@ class PlainMelVAE(MelVAE):
     family = "mel"
 
     def __init__(self, cfg: MelVAEConfig, audio: AudioConfig):
-        super().__init__(cfg, audio)
-        self.encoder = PlainMelEncoder(cfg)
-        self.decoder = PlainMelDecoder(cfg)
+        super().__init__(cfg, audio, encoder=PlainMelEncoder(cfg), decoder=PlainMelDecoder(cfg))
+
+
+trainer.register(trainer.Family("template-mel", PlainMelVAE, MelVAEConfig, plain_mel_config, trainer.EfficientLoss,
+                                trainer.TRAIN_PRESETS))

@@ -256,9 +256,9 @@ def test_latent_degenerate_inputs_give_nan_with_a_note():
     one_class = ev.latent_diagnostics(rng.standard_normal((20, 4)), np.zeros((20, 4)), ["rock"] * 20)
     assert np.isnan(one_class["knn_genre_accuracy"]) and np.isnan(one_class["silhouette"])
     assert len(one_class["notes"]) == 2 and "1 genre" in one_class["notes"][0]
-    tiny = ev.latent_diagnostics(rng.standard_normal((4, 2)), np.zeros((4, 2)), [0, 0, 1, 1])
-    assert np.isnan(tiny["knn_genre_accuracy"]) and "N=4" in tiny["notes"][0]
-    assert np.isfinite(tiny["silhouette"])
+    lone = ev.latent_diagnostics(rng.standard_normal((4, 2)), np.zeros((4, 2)), [0, 1, 1, 1])
+    assert np.isnan(lone["knn_genre_accuracy"]) and "smallest with 1 rows" in lone["notes"][0]
+    assert np.isfinite(lone["silhouette"])
     with pytest.raises(ValueError, match="mismatched lengths: mu=4, labels=3"):
         ev.latent_diagnostics(np.zeros((4, 2)), np.zeros((4, 2)), [0, 1, 1])
     with pytest.raises(ValueError, match=r"\(4, 2\) and \(4, 3\)"):

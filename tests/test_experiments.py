@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import trainer
 from ImageExperiment import parse_grid, sweep_variants
 from TemplateCode.compare import BUDGETS, Comparison, main as compare_main, suite_variants
 from TemplateCode.experiment import GenreInput, build, load_experiment, make_trainer
@@ -129,9 +130,8 @@ def test_pictures_read_back_as_the_log_mel_they_show(data_root, tmp_path):
 def test_configs_and_sweep_reject_bad_values():
     from AudioExperiment.composed import wave_experiment_config
     from ImageExperiment import cnn_cvae_config, hgru_config, parse_grid, sweep_variants
-    from TemplateCode.data import audio_for
 
-    wave, mel = audio_for("wave", "tiny"), audio_for("mel", "tiny")
+    wave, mel = trainer.configs("wave", "tiny")[0], trainer.configs("mel", "tiny")[0]
     with pytest.raises(ValueError, match="encoder='lstm'"):
         wave_experiment_config("tiny", wave, encoder="lstm")
     with pytest.raises(ValueError, match="attention_heads=3"):
@@ -167,20 +167,19 @@ def test_encoder_sees_the_genre_and_unknown_without_it():
 def test_wav2vec2_encoder_loads_a_local_weights_file(tmp_path):
     from AudioExperiment.composed import wave_experiment_config
     from AudioExperiment.wav2vec2_encoder import Wav2Vec2Encoder
-    from TemplateCode.data import audio_for
 
-    cfg = wave_experiment_config("tiny", audio_for("wave", "tiny"), encoder="wav2vec2")
+    cfg = wave_experiment_config("tiny", trainer.configs("wave", "tiny")[0], encoder="wav2vec2")
     source = Wav2Vec2Encoder(cfg).eval()
     torch.save(source.model.state_dict(), tmp_path / "w2v.pt")
-    loaded = Wav2Vec2Encoder(wave_experiment_config("tiny", audio_for("wave", "tiny"), encoder="wav2vec2",
+    loaded = Wav2Vec2Encoder(wave_experiment_config("tiny", trainer.configs("wave", "tiny")[0], encoder="wav2vec2",
                                                     w2v_weights=str(tmp_path / "w2v.pt"))).eval()
     x = torch.randn(2, 1, 5 * cfg.hop_length)
     assert loaded(x).shape == (2, cfg.w2v_dim, 5)                           # exactly T / hop frames
     assert torch.allclose(loaded(x), source(x))
     with pytest.raises(FileNotFoundError, match="nowhere.pt"):
-        Wav2Vec2Encoder(wave_experiment_config("tiny", audio_for("wave", "tiny"), encoder="wav2vec2",
+        Wav2Vec2Encoder(wave_experiment_config("tiny", trainer.configs("wave", "tiny")[0], encoder="wav2vec2",
                                                w2v_weights=str(tmp_path / "nowhere.pt")))
-    wider = wave_experiment_config("tiny", audio_for("wave", "tiny"), encoder="wav2vec2", w2v_dim=32,
+    wider = wave_experiment_config("tiny", trainer.configs("wave", "tiny")[0], encoder="wav2vec2", w2v_dim=32,
                                    w2v_weights=str(tmp_path / "w2v.pt"))
     with pytest.raises(ValueError, match="does not fit"):
         Wav2Vec2Encoder(wider)

@@ -1,6 +1,6 @@
 """The two notebooks: committed without outputs, and run headless on the synthetic GTZAN with
 tiny settings (training writes a checkpoint; inference transfers five test clips with it).
-Also the small helpers of transfer.py the inference notebook stands on."""
+Also the small helpers the inference notebook stands on."""
 import csv
 import json
 import os
@@ -14,7 +14,9 @@ import pytest
 import soundfile as sf
 
 import transfer
-from SlicingDataLoading import FileRecord
+from audio_io import resample
+from SlicingDataLoading import FileRecord, pick_clips
+from trainer import newest_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINING = ROOT / "audio_model_training.ipynb"
@@ -50,19 +52,11 @@ def outputs(nb, mime: str) -> list[str]:
     return found
 
 
-def _family_available(family: str) -> None:
-    import trainer
-    if family not in trainer._families():
-        pytest.skip(f"model family {family!r} is not available (audio_resnet_encoder_wavenet_decoder.py "
-                    f"missing or incomplete)")
-
-
 # --------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module", params=["mel", "wave"])
 def training_run(request, synthetic_root, tmp_path_factory):
     """The training notebook run once per family: (executed notebook, OUT folder, LOGS folder)."""
     family = request.param
-    _family_available(family)
     logs = tmp_path_factory.mktemp(f"logs_{family}")
     out = logs / "run"
     t0 = time.time()
@@ -139,7 +133,7 @@ def test_inference_notebook_transfers_five_test_clips(training_run, clip_root, j
         assert "/genres_original/blues/" in r["source_file"].replace(os.sep, "/")
         out, sr = sf.read(results / r["output_file"], dtype="float32")      # at the model's rate
         src, src_sr = sf.read(r["source_file"], dtype="float32")
-        assert out.shape == transfer.resample(src, src_sr, sr).shape, r["output_file"]
+        assert out.shape == resample(src, src_sr, sr).shape, r["output_file"]
         assert np.isfinite(out).all() and np.sqrt(np.mean(out ** 2)) > MIN_RMS, r["output_file"]
 
     assert len(outputs(nb, "image/png")) == 2                             # the grid, the played clip's mels
@@ -158,19 +152,19 @@ def test_inference_notebook_transfers_five_test_clips(training_run, clip_root, j
     assert metrics["reconstruction"]["n"] == 5
 
 
-# --------------------------------------------------------------------------- helpers in transfer.py
+# --------------------------------------------------------------------------- helpers of the notebooks
 def test_newest_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match="checkpoint folder not found"):
-        transfer.newest_checkpoint(tmp_path / "nowhere")
+        newest_checkpoint(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="no best.pt under"):
-        transfer.newest_checkpoint(tmp_path)
+        newest_checkpoint(tmp_path)
     paths = [tmp_path / "a" / "best.pt", tmp_path / "b" / "deep" / "best.pt", tmp_path / "c" / "best.pt"]
     for i, p in enumerate(paths):
         p.parent.mkdir(parents=True)
         p.write_bytes(b"x")
         os.utime(p, ns=(10**18 + i * 10**9, 10**18 + [0, 2, 1][i] * 10**9))
-    assert transfer.newest_checkpoint(tmp_path) == paths[1]
-    assert transfer.newest_checkpoint(tmp_path / "a") == paths[0]
+    assert newest_checkpoint(tmp_path) == paths[1]
+    assert newest_checkpoint(tmp_path / "a") == paths[0]
 
 
 def _records(genre, n):
@@ -179,15 +173,15 @@ def _records(genre, n):
 
 def test_pick_clips_spreads_over_the_genre_and_names_the_shortage():
     records = _records("jazz", 12) + _records("rock", 3)
-    picks = transfer.pick_clips(records, "jazz", 5)
+    picks = pick_clips(records, "jazz", 5)
     assert [r.name for r in picks] == ["jazz.00000", "jazz.00003", "jazz.00006", "jazz.00008", "jazz.00011"]
-    assert [r.name for r in transfer.pick_clips(records, "rock", 3)] == ["rock.00000", "rock.00001", "rock.00002"]
+    assert [r.name for r in pick_clips(records, "rock", 3)] == ["rock.00000", "rock.00001", "rock.00002"]
     with pytest.raises(ValueError, match="only 3 clip.*'rock'.*5 asked for"):
-        transfer.pick_clips(records, "rock", 5)
+        pick_clips(records, "rock", 5)
     with pytest.raises(ValueError, match="unknown genre 'polka'"):
-        transfer.pick_clips(records, "polka", 1)
+        pick_clips(records, "polka", 1)
     with pytest.raises(ValueError, match="at least 1"):
-        transfer.pick_clips(records, "jazz", 0)
+        pick_clips(records, "jazz", 0)
 
 
 def test_transfer_clips_rejects_bad_arguments():
@@ -206,11 +200,11 @@ def test_save_clips_and_figure(tmp_path):
     clips = transfer.ClipTransfers(records, "rock", 0.5, cfg.sample_rate, cfg, sources,
                                    {"shift": [s[::-1].copy() for s in sources], "conditional": sources})
     for _ in range(2):                                                     # a re-run replaces its rows
-        written = transfer.save_clips(clips, tmp_path)
+        written = clips.save(tmp_path)
     assert [p.name for p in written][:1] == ["jazz.00000__jazz_to_rock__shift_0.5.wav"]
     rows = list(csv.DictReader(open(tmp_path / "manifest.csv")))
     assert len(rows) == 4 and [r["method"] for r in rows] == ["shift", "shift", "conditional", "conditional"]
     for path, src in zip(written, sources * 2):
         assert sf.info(path).frames == len(src)
-    png = transfer.clips_figure(clips, tmp_path / "fig" / "mels.png")
+    png = clips.figure(tmp_path / "fig" / "mels.png")
     assert png.stat().st_size > 10000

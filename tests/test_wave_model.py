@@ -16,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny(**changes):
-    audio = wave.audio_config("tiny")
+    audio = trainer.configs("wave", "tiny")[0]
     return wave.CVAE(wave.wave_config("tiny", audio, **changes), audio), audio
 
 
@@ -46,7 +46,7 @@ def test_shapes_for_any_segment_length(frames):
 
 
 def test_hop_is_derived_from_the_strides_and_bad_configs_are_named():
-    audio = wave.audio_config("tiny")
+    audio = trainer.configs("wave", "tiny")[0]
     cfg = wave.wave_config("tiny", audio, strides=(2, 3, 5), channels=(4, 8, 8, 8))
     assert cfg.hop_length == 30
     model = wave.CVAE(cfg, audio).eval()
@@ -122,21 +122,25 @@ def test_genre_conditioning_changes_the_output_and_is_required():
 def test_full_preset_size_does_not_grow_with_the_segment():
     counts = []
     for seconds in (5.0, 30.0):
-        audio = wave.audio_config("full", segment_seconds=seconds)
+        audio = trainer.configs("wave", "full", audio=dict(segment_seconds=seconds))[0]
         counts.append(sum(p.numel() for p in wave.CVAE(wave.wave_config("full", audio), audio).parameters()))
     assert counts[0] == counts[1] <= 20_000_000
-    cfg = wave.wave_config("full", wave.audio_config("full"))
+    cfg = wave.wave_config("full", trainer.configs("wave", "full")[0])
     assert cfg.sample_rate == 22050 and cfg.hop_length == 512
     assert cfg.encoder_receptive_field > 10 * cfg.hop_length
 
 
-def test_kl_stays_bounded_after_optimizer_steps():
+def _tiny_fit_setup():
+    """A tiny model (seed 0), its loss with the tiny training preset, a fixed batch of tones."""
     torch.manual_seed(0)
     model, audio = _tiny()
     cfg = override(trainer.TrainConfig(), **wave.TRAIN_PRESETS["tiny"])
-    loss_fn = wave.WaveformLoss(cfg, audio)
     x = model.prepare(_tones(4, audio.segment_samples, audio.sample_rate))
-    genre = torch.tensor([0, 1, 2, 3])
+    return model, wave.WaveformLoss(cfg, audio), x, torch.tensor([0, 1, 2, 3])
+
+
+def test_kl_stays_bounded_after_optimizer_steps():
+    model, loss_fn, x, genre = _tiny_fit_setup()
     history = train_steps(model, loss_fn, x, genre, lr=1e-2, beta=0.1, steps=5)   # a large step, on purpose
     kls = [float(h["kl_raw"]) for h in history]
     assert all(math.isfinite(k) for k in kls)
@@ -145,12 +149,7 @@ def test_kl_stays_bounded_after_optimizer_steps():
 
 
 def test_loss_terms_are_named_and_training_lowers_the_reconstruction():
-    torch.manual_seed(0)
-    model, audio = _tiny()
-    cfg = override(trainer.TrainConfig(), **wave.TRAIN_PRESETS["tiny"])
-    loss_fn = wave.WaveformLoss(cfg, audio)
-    x = model.prepare(_tones(4, audio.segment_samples, audio.sample_rate))
-    genre = torch.tensor([0, 1, 2, 3])
+    model, loss_fn, x, genre = _tiny_fit_setup()
     history = train_steps(model, loss_fn, x, genre, lr=3e-3, beta=0.01, steps=12)
     terms, recon = history[-1], [float(h["recon"]) for h in history]
     assert {"sc", "log_mag", "mel", "kl_low", "kl_high", "kl", "kl_raw", "adv", "recon", "elbo",

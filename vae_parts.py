@@ -1,0 +1,172 @@
+"""The pieces every VAE family shares: the Gaussian bottleneck and its KL, the genre
+embedding and FiLM, the latent genre adversary, and the weighted total of named loss terms.
+
+Both families and every experiment build on these, so transfer, the latent tools and the
+trainer meet one bottleneck and one loss layout whatever the model.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+# --------------------------------------------------------------------------- bottleneck
+class GaussianBottleneck(nn.Module):
+    """Features -> (z, mu, logvar). Works on any trailing shape: channels on dim 1.
+
+    ``logvar`` is bounded to [-logvar_bound, logvar_bound] by a scaled tanh, so the KL
+    cannot explode on the first optimiser steps.
+
+    ``init_logvar`` starts the posterior narrower than the prior. At logvar = 0 the sampled
+    z is almost all noise (mu is small at first), and the decoder learns to ignore the
+    latent before the encoder has learnt anything.
+    """
+
+    def __init__(self, in_channels: int, latent_dim: int, logvar_bound: float = 8.0,
+                 init_logvar: float = 0.0, rows: int = 1):
+        super().__init__()
+        if not -logvar_bound < init_logvar < logvar_bound:
+            raise ValueError(f"init_logvar={init_logvar} must lie inside (-logvar_bound, logvar_bound) "
+                             f"= ({-logvar_bound}, {logvar_bound})")
+        if rows < 1 or in_channels % rows:
+            raise ValueError(f"GaussianBottleneck: {in_channels} input channels do not split into {rows} rows")
+        # rows > 1: the input is [B, C * rows, T'] (C-major) and one 1x1 head, shared by the
+        # rows, gives latent_dim channels per row; z is flattened back to [B, latent_dim * rows, T'].
+        self.head = (nn.Conv1d(in_channels, 2 * latent_dim, kernel_size=1) if rows == 1
+                     else nn.Conv2d(in_channels // rows, 2 * latent_dim, kernel_size=1))
+        self.latent_dim, self.rows = latent_dim, rows
+        self.logvar_bound = logvar_bound
+        with torch.no_grad():           # the head maps raw r to bound * tanh(r / bound)
+            self.head.bias[latent_dim:].fill_(logvar_bound * math.atanh(init_logvar / logvar_bound))
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.rows == 1:
+            mu, raw = self.head(h).chunk(2, dim=1)                   # (B, D, T') each
+        else:
+            b, _, t = h.shape
+            mu, raw = (part.flatten(1, 2) for part in self.head(h.view(b, -1, self.rows, t)).chunk(2, dim=1))
+        logvar = self.logvar_bound * torch.tanh(raw / self.logvar_bound)
+        return self.reparametrize(mu, logvar), mu, logvar
+
+    def reparametrize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return mu
+        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+    @staticmethod
+    def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """KL(q || N(0, 1)) per latent channel, averaged over batch and time: [D]."""
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)          # (B, D, T')
+        return kl.transpose(0, 1).reshape(kl.shape[1], -1).mean(dim=1)
+
+
+# --------------------------------------------------------------------------- genre
+class GenreFiLM(nn.Module):
+    """Genre index -> per-channel (scale, shift) for feature-wise linear modulation."""
+
+    def __init__(self, n_genres: int, embed_dim: int, channels: int):
+        super().__init__()
+        self.to_scale_shift = nn.Linear(embed_dim, 2 * channels)
+        nn.init.zeros_(self.to_scale_shift.weight)
+        nn.init.zeros_(self.to_scale_shift.bias)
+
+    def forward(self, h: torch.Tensor, genre_embedding: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.to_scale_shift(genre_embedding).chunk(2, dim=-1)   # (B, C) each
+        view = (h.shape[0], h.shape[1]) + (1,) * (h.dim() - 2)
+        return h * (1.0 + scale.view(view)) + shift.view(view)
+
+
+class GenreEmbedding(nn.Embedding):
+    """Genre index -> embedding, with optional genre dropout.
+
+    With ``dropout`` > 0 the table has one more row, a learned "no genre" entry (index
+    ``n_genres``), and in training each genre is replaced by it with that probability. A
+    decoder that must sometimes reconstruct without being told the genre cannot draw a
+    per-genre average from the conditioning alone: it has to read the latent.
+    """
+
+    def __init__(self, n_genres: int, dim: int, dropout: float = 0.0):
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"genre dropout must be in [0, 1), got {dropout}")
+        super().__init__(n_genres + (1 if dropout > 0 else 0), dim)
+        self.n_genres, self.dropout = n_genres, dropout
+
+    def forward(self, genre: torch.Tensor) -> torch.Tensor:
+        if self.training and self.dropout > 0:
+            drop = torch.rand(genre.shape, device=genre.device) < self.dropout
+            genre = torch.where(drop, torch.full_like(genre, self.n_genres), genre)
+        return super().forward(genre)
+
+
+# --------------------------------------------------------------------------- latent adversary
+class _ReverseGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, lam):
+        ctx.lam = lam
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -ctx.lam * grad, None
+
+
+class GradientReversal(nn.Module):
+    """Identity on the way forward; multiplies the gradient by -lambda on the way back."""
+
+    def __init__(self, lam: float = 1.0):
+        super().__init__()
+        self.lam = lam
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _ReverseGrad.apply(x, self.lam)
+
+
+class LatentGenreAdversary(nn.Module):
+    """Predicts the genre from mu [B, D, T'] through a gradient reversal (domain confusion):
+    the classifier learns the genre, the encoder learns to hide it."""
+
+    def __init__(self, latent_dim: int, n_genres: int, hidden: int = 128):
+        super().__init__()
+        self.reverse = GradientReversal(1.0)
+        self.net = nn.Sequential(nn.Conv1d(latent_dim, hidden, 1), nn.GELU(),
+                                 nn.Conv1d(hidden, hidden, 1), nn.GELU(),
+                                 nn.Conv1d(hidden, n_genres, 1))
+
+    def forward(self, mu: torch.Tensor) -> torch.Tensor:
+        return self.net(self.reverse(mu)).mean(dim=-1)                  # (B, n_genres)
+
+
+# --------------------------------------------------------------------------- loss terms
+def kl_terms(mu: torch.Tensor, logvar: torch.Tensor, cfg) -> dict:
+    """KL split over the low and high halves of the latent channels, with free bits.
+
+    ``cfg`` carries ``free_bits`` (nats per channel below which the KL is not pushed) and
+    ``kl_low_weight`` / ``kl_high_weight`` (trainer.TrainConfig does).
+
+    Returns named terms: ``kl_low``, ``kl_high`` (nats per channel, after free bits),
+    ``kl`` (their weighted sum, the loss term) and ``kl_raw`` (mean nats per channel).
+    """
+    per_dim = GaussianBottleneck.kl_per_dim(mu.float(), logvar.float())   # (D,)
+    clamped = per_dim.clamp_min(cfg.free_bits)
+    half = per_dim.shape[0] // 2
+    kl_low, kl_high = clamped[:half].mean(), clamped[half:].mean()
+    return {"kl_low": kl_low, "kl_high": kl_high, "kl_raw": per_dim.mean(),
+            "kl": cfg.kl_low_weight * kl_low + cfg.kl_high_weight * kl_high}
+
+
+def total_loss(terms: dict, out: dict, genre: torch.Tensor, beta: float, cfg) -> dict:
+    """Complete a family's named terms (``recon`` and the KL terms) with the adversary's
+    cross-entropy, ``beta``, ``elbo = recon + beta kl`` (the validation criterion) and
+    ``total = elbo + adv_weight adv`` (what is minimised). ``cfg`` carries ``adv_weight``."""
+    if "adv_logits" in out and cfg.adv_weight > 0:
+        terms["adv"] = F.cross_entropy(out["adv_logits"].float(), genre)
+        terms["adv_acc"] = (out["adv_logits"].argmax(-1) == genre).float().mean()
+    else:
+        terms["adv"] = torch.zeros((), device=terms["recon"].device)
+    terms["beta"] = torch.tensor(beta)
+    terms["elbo"] = terms["recon"] + beta * terms["kl"]
+    terms["total"] = terms["elbo"] + cfg.adv_weight * terms["adv"]
+    return terms
