@@ -23,6 +23,7 @@ check_header(path)                     cheap validity check (no decoding)
 AudioCache(cache_dir)                  decode once, ``.load(path, sr)`` -> memmap [T]
 discover_files(data_path, report)      [FileRecord] of every audio file in a genre folder
 split_files(files, mode, ...)          {"train", "valid", "test"} -> [FileRecord]
+require_files(splits, data, report)    an InputError naming the folder when a split is empty
 segment_starts(n, sr, duration, ...)   start samples of the segments of one clip
 GTZANSegments(files, sr, ...)          torch Dataset of (segment [T], genre index)
 clip_reader(records, sr, cache)        FileRecord -> whole clip [T] at ``sr``, through the cache
@@ -49,6 +50,8 @@ import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
+from cli import InputError
+
 GENRES = ("blues", "classical", "country", "disco", "hiphop",
           "jazz", "metal", "pop", "reggae", "rock")
 AUDIO_EXTENSIONS = (".wav", ".au", ".flac", ".ogg", ".mp3")
@@ -66,7 +69,7 @@ class BadAudioWarning(UserWarning):
     """Warned once per skipped file (or unknown genre folder), naming it and the reason."""
 
 
-class BadAudioError(ValueError):
+class BadAudioError(InputError):
     """A file that cannot serve as training audio.
 
     ``reason`` is one of: missing, unreadable, empty, truncated, silent, non-finite,
@@ -182,12 +185,18 @@ def check_header(path) -> None:
         info = sf.info(str(path))
     except Exception as e:                              # noqa: BLE001 - any failure is the verdict
         if path.suffix.lower() in (".wav", ".flac", ".ogg"):
-            raise BadAudioError(path, "unreadable", str(e).strip()) from None
+            raise BadAudioError(path, "unreadable", _sndfile_reason(e, path)) from None
         return
     if info.frames == 0:
         raise BadAudioError(path, "empty", "0 frames")
     if (why := _wav_truncation(path)) is not None:
         raise BadAudioError(path, "truncated", why)
+
+
+def _sndfile_reason(exc: Exception, path: Path) -> str:
+    """libsndfile's complaint without the "Error opening '<path>': " prefix it repeats."""
+    text = " ".join(str(exc).split()).replace(f"Error opening {str(path)!r}: ", "")
+    return "not a recognised audio format" if "Format not recognised" in text else text
 
 
 def read_file(path: Path) -> tuple[np.ndarray, int]:
@@ -203,7 +212,7 @@ def read_file(path: Path) -> tuple[np.ndarray, int]:
                 warnings.simplefilter("ignore")
                 y, rate = librosa.load(str(path), sr=None, mono=False)
         except Exception:                               # noqa: BLE001
-            raise BadAudioError(path, "unreadable", str(e).strip()) from None
+            raise BadAudioError(path, "unreadable", _sndfile_reason(e, path)) from None
         return np.atleast_2d(np.asarray(y, np.float32)).T, int(rate)
     if (why := _wav_truncation(path)) is not None:
         raise BadAudioError(path, "truncated", why)
@@ -597,6 +606,18 @@ class GTZANSegments(torch.utils.data.Dataset):
 
     def __getstate__(self):      # open maps are per process (DataLoader workers reopen)
         return {**self.__dict__, "_open": collections.OrderedDict()}
+
+
+def require_files(splits: dict, data_path, report: BuildReport, needed=SPLITS) -> dict:
+    """``splits`` unchanged when each split in ``needed`` holds a file; otherwise an InputError
+    naming the folder, what was found and skipped, and the layout that was expected."""
+    empty = [name for name in needed if not splits.get(name)]
+    if empty:
+        found = ", ".join(f"{name} {len(splits.get(name, []))}" for name in SPLITS)
+        raise InputError(f"no usable audio for the {'/'.join(empty)} split in {data_path} (files: {found}; "
+                         f"{report.summary()}); expected GTZAN's Kaggle layout "
+                         f"<data>/genres_original/<genre>/<genre>.000NN.wav with enough good files per genre")
+    return splits
 
 
 # --------------------------------------------------------------------------- whole clips

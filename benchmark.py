@@ -19,7 +19,6 @@ training   a training step of both families (clips/s, peak memory), ours against
 """
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import shutil
@@ -32,6 +31,7 @@ import soundfile as sf
 import torch
 
 from audio_io import DEFAULT_GL_ITER
+from cli import ArgumentParser, run
 from prepare_data import AudioConfig
 from SlicingDataLoading import GTZAN_SR
 
@@ -368,7 +368,7 @@ def bench_decode(families=("mel", "wave"), preset: str = "demo", seconds: float 
 
 def main(argv=None) -> dict:
     sections = list(SECTIONS)
-    p = argparse.ArgumentParser(description="Benchmarks; writes BENCHMARKS.md")
+    p = ArgumentParser(description="Benchmarks; writes BENCHMARKS.md")
     p.add_argument("--only", nargs="*", choices=sections)
     p.add_argument("--files", type=int, default=1000, help="files for the loader benchmark")
     p.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
@@ -393,4 +393,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

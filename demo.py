@@ -14,7 +14,6 @@ summary table.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -23,10 +22,11 @@ import numpy as np
 
 import evaluation as ev
 import trainer
+from cli import ArgumentParser, run
 from audio_io import enhanced_visualize_and_play, high_quality_mel_to_audio
 from listening_page import write_report
 from prepare_data import AudioConfig, enhanced_audio_to_mel
-from SlicingDataLoading import GENRES, AudioCache, BuildReport, DataLoad, clip_reader
+from SlicingDataLoading import GENRES, AudioCache, BuildReport, DataLoad, clip_reader, require_files
 from transfer import GenreTransfer
 
 
@@ -45,7 +45,7 @@ def round_trip(records, cache: AudioCache, cfg: AudioConfig, out_dir: Path) -> l
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="Data/synthetic")
     p.add_argument("--out", default="audio_results")
     p.add_argument("--logs", default="vae_logs")
@@ -67,7 +67,8 @@ def main(argv=None) -> dict:
 
     data = trainer.ensure_data(args.data, per_genre, duration)
     loader = DataLoad(data)
-    splits = loader.splits(BuildReport())
+    report = BuildReport()
+    splits = require_files(loader.splits(report), data, report)
     print(f"data: {data}  files train/valid/test = "
           f"{len(splits['train'])}/{len(splits['valid'])}/{len(splits['test'])}")
 
@@ -119,4 +120,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -28,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from audio_io import resample
+from cli import InputError, one_line
 from prepare_data import AudioConfig, mel_db
 from SlicingDataLoading import GENRES, BuildReport, atomic_write, clip_reader
 from vae_parts import GaussianBottleneck
@@ -361,10 +362,16 @@ class GenreJudge:
         from sklearn.linear_model import LogisticRegression
         from sklearn.preprocessing import StandardScaler
 
-        with np.load(path, allow_pickle=False) as z:
-            d = {k: z[k] for k in z.files}
-        if int(d["version"]) != _FEATURE_VERSION or tuple(d["feature_names"]) != JUDGE_FEATURE_NAMES:
-            raise ValueError(f"{path}: judge saved with other features (version {int(d['version'])}); refit it")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                d = {k: z[k] for k in z.files}
+            version, names = int(d["version"]), tuple(d["feature_names"])
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - not an npz, or not one of ours
+            raise InputError(f"{path} is not a judge file written by GenreJudge.to_file ({one_line(exc)})") from exc
+        if version != _FEATURE_VERSION or names != JUDGE_FEATURE_NAMES:
+            raise InputError(f"{path}: judge saved with other features (version {version}); refit it")
         judge = cls(C=float(d["C"]), n_jobs=n_jobs, progress=progress)
         judge.sr, judge.n_train = int(d["sr"]), int(d["n_train"])
         judge.heldout_accuracy = None if np.isnan(d["heldout_accuracy"]) else float(d["heldout_accuracy"])

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 import torchaudio
 
-from SlicingDataLoading import GENRES, GTZAN_SR, BuildReport, DataLoad, GTZANSegments, decode_audio
+from cli import InputError
+from SlicingDataLoading import GENRES, GTZAN_SR, BuildReport, DataLoad, GTZANSegments, decode_audio, require_files
 
 
 # --------------------------------------------------------------------------- configs
@@ -306,10 +307,13 @@ def prepare_enhanced_dataset(data_path, cfg: AudioConfig | None = None, batch_si
         raise ValueError(f"output must be 'mel' or 'wave', got {output!r}")
     loader = DataLoad(data_path, cache_dir=cache_dir, split_mode=split, seed=seed)
     report = BuildReport()
-    files = loader.splits(report)
+    files = require_files(loader.splits(report), data_path, report, needed=("train", "valid"))
     sets = {name: GTZANSegments(files[name], **cfg.loader_kwargs(), cache=loader.cache, report=report)
             for name in ("train", "valid")}
     report.log()
+    for name, ds in sets.items():
+        if len(ds) == 0:
+            raise InputError(f"no usable {name} segments in {data_path}: {report.summary()}")
     info = {
         "genres": list(GENRES),
         "splits": {name: [f.name for f in recs] for name, recs in files.items()},

@@ -29,7 +29,6 @@ python synthetic_gtzan.py --out Data/synthetic --per-genre 10 --duration 30 --se
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import multiprocessing
@@ -43,6 +42,7 @@ from scipy import ndimage, signal
 from scipy.io import wavfile
 from tqdm import tqdm
 
+from cli import ArgumentParser, InputError, run
 from SlicingDataLoading import GENRES, GTZAN_SR
 
 VERSION = 1                      # bump when the synthesis changes: it keys the skip-if-done check
@@ -817,7 +817,7 @@ def read_manifest(root) -> list[dict]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Write a synthetic GTZAN (Kaggle layout + manifest).")
+    parser = ArgumentParser(description="Write a synthetic GTZAN (Kaggle layout + manifest).")
     parser.add_argument("--out", default="Data/synthetic", help="output folder")
     parser.add_argument("--per-genre", type=int, default=10, help="clips per genre")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per clip")
@@ -828,12 +828,15 @@ def main(argv=None) -> None:
     parser.add_argument("--overwrite", action="store_true", help="rewrite an existing dataset")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    manifest = generate(args.out, n_per_genre=args.per_genre, duration=args.duration, sr=args.sr,
-                        seed=args.seed, workers=args.workers, overwrite=args.overwrite,
-                        content_offset=args.content_offset)
+    try:
+        manifest = generate(args.out, n_per_genre=args.per_genre, duration=args.duration, sr=args.sr,
+                            seed=args.seed, workers=args.workers, overwrite=args.overwrite,
+                            content_offset=args.content_offset)
+    except (ValueError, FileExistsError) as exc:        # a bad argument, or another dataset in --out
+        raise InputError(str(exc)) from exc
     print(f"wrote {manifest.parent} ({len(read_manifest(manifest.parent))} clips, manifest {manifest}) "
           f"in {time.perf_counter() - start:.1f} s")
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -47,6 +47,7 @@ import evaluation
 import model as mel
 from model import LightResBlock, MemoryEfficientDecoder, MemoryEfficientEncoder  # noqa: F401 (the seed's names)
 from prepare_data import AudioConfig, config_from_dict, override
+from cli import ArgumentParser, InputError, one_line, run
 from SlicingDataLoading import atomic_write
 from vae_parts import kl_terms, total_loss
 
@@ -233,6 +234,23 @@ def save_checkpoint(path, state: dict) -> None:
     atomic_write(path, lambda f: torch.save(state, f))
 
 
+class CheckpointError(InputError):
+    """A file that is not a usable genre-transfer checkpoint; the message says why."""
+
+
+def _unreadable_reason(path: Path, exc: Exception) -> str:
+    """Why torch could not read ``path``, in a few words."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
+        return "an empty file"
+    if head != b"PK\x03\x04":                       # torch.save writes a zip archive
+        return "not a PyTorch checkpoint (no zip archive: a text file or another format)"
+    if "central directory" in str(exc):
+        return "truncated: the zip archive ends early (a copy that did not finish?)"
+    return "damaged: " + " ".join(str(exc).split())[:200]
+
+
 def load_checkpoint(path, map_location="cpu") -> dict:
     """Load a checkpoint with ``weights_only=True``; clear errors for missing or foreign files."""
     path = Path(path)
@@ -241,10 +259,12 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not ours"
-        raise ValueError(f"{path} is not a readable genre-transfer checkpoint: {exc}") from exc
+        raise CheckpointError(f"{path} is not a readable genre-transfer checkpoint: "
+                              f"{_unreadable_reason(path, exc)}") from exc
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a genre-transfer checkpoint (expected format "
-                         f"{CHECKPOINT_FORMAT!r}, found {state.get('format') if isinstance(state, dict) else type(state).__name__!r})")
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"{path} is not a genre-transfer checkpoint (expected format "
+                              f"{CHECKPOINT_FORMAT!r}, found {found!r})")
     return state
 
 
@@ -279,15 +299,15 @@ def load_model(path, device="cpu", family: str | None = None, expect: dict | Non
     """
     state = load_checkpoint(path)
     if family is not None and state["family"] != family:
-        raise ValueError(f"{path} holds a {state['family']!r} model, not a {family!r} model")
+        raise CheckpointError(f"{path} holds a {state['family']!r} model, not a {family!r} model")
     if expect is not None:
         diffs = config_differences({k: state[k] for k in expect}, expect)
         if diffs:
-            raise ValueError(f"{path} was trained with another config: " + "; ".join(diffs))
+            raise CheckpointError(f"{path} was trained with another config: " + "; ".join(diffs))
     try:
         fam = get_family(state["family"], state.get("family_module"))
     except (KeyError, ImportError) as exc:
-        raise ValueError(f"{path}: {exc.args[0]}") from exc
+        raise CheckpointError(f"{path}: {exc.args[0]}") from exc
     audio = AudioConfig.from_dict(state["audio"])
     model = fam.model(config_from_dict(fam.config_cls, state["model"]), audio)
     model.load_state_dict(state["weights"])
@@ -425,7 +445,7 @@ class MemoryEfficientTrainer:
         diffs += config_differences({"audio": state["audio"], "model": state["model"]},
                                     {"audio": expect["audio"], "model": expect["model"]})
         if diffs:
-            raise ValueError("cannot resume: the checkpoint was trained with another config: "
+            raise InputError("cannot resume: the checkpoint was trained with another config: "
                              + "; ".join(diffs) + " (use --fresh or another --out)")
         _unwrap(self.model).load_state_dict(state["weights"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -588,9 +608,9 @@ def _parse_set(items: list[str]) -> dict:
         key, eq, value = item.partition("=")
         scope, _, name = key.partition(".")
         if not eq:
-            raise SystemExit(f"--set expects key=value, got {item!r}")
+            raise InputError(f"--set expects key=value, got {item!r}")
         if scope not in scoped or not name:
-            raise SystemExit(f"--set key {key!r} must start with audio., model. or train.")
+            raise InputError(f"--set key {key!r} must start with audio., model. or train.")
         try:
             scoped[scope][name] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
@@ -599,7 +619,7 @@ def _parse_set(items: list[str]) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Train a genre-transfer VAE (mel or waveform).")
+    p = ArgumentParser(description="Train a genre-transfer VAE (mel or waveform).")
     p.add_argument("--data", default="Data/synthetic",
                    help="GTZAN folder (Kaggle layout); 'Data/synthetic' is generated when missing")
     p.add_argument("--model", choices=sorted(FAMILIES), default="mel")
@@ -629,7 +649,10 @@ def configs_from_args(args) -> tuple[AudioConfig, object, TrainConfig]:
            "split": args.split, "num_workers": args.num_workers,
            "compile": args.compile or None, "smoke_test": args.smoke_test or None}
     train = {**{k: v for k, v in cli.items() if v is not None}, **scoped["train"]}
-    return configs(args.model, args.preset, audio=scoped["audio"], model=scoped["model"], train=train)
+    try:
+        return configs(args.model, args.preset, audio=scoped["audio"], model=scoped["model"], train=train)
+    except (KeyError, TypeError, ValueError) as exc:          # an unknown preset or key, a wrong type
+        raise InputError(f"--preset / --set: {one_line(exc)}") from exc
 
 
 def ensure_data(data: str, per_genre: int, duration: float) -> Path:
@@ -671,7 +694,7 @@ def main(argv=None) -> Path:
         if rank == 0:
             print(f"resuming from {latest} at epoch {trainer.epoch}, step {trainer.step}")
     elif args.resume and not latest.exists():
-        raise SystemExit(f"--resume: no checkpoint at {latest}")
+        raise InputError(f"--resume: no checkpoint at {latest} (run without --resume to start)")
     best = trainer.fit()
     if rank == 0:
         print(f"best checkpoint: {best}")
@@ -681,4 +704,4 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -19,6 +19,8 @@ has the input's sample rate, channels and duration.
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from audio_io import mel_grid_figure, read_audio_file, resample, save_wav
+from cli import ArgumentParser, InputError, finite_float, one_line, run
 from evaluation import GenreJudge
 from listening_page import record_outputs, write_report
 from prepare_data import enhanced_audio_to_mel, fit_frames
@@ -34,6 +37,8 @@ from SlicingDataLoading import GENRES, clip_reader
 from trainer import load_model
 
 METHODS = ("shift", "conditional")
+MAX_CHANNELS = 8
+MAX_STRENGTH = 8.0          # beyond this both methods leave anything the decoder was trained on
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".au", ".aiff", ".aif")
 
 
@@ -107,13 +112,13 @@ class GenreTransfer:
     # ---- genres
     def genre_index(self, name: str) -> int:
         if name not in self.genres:
-            raise ValueError(f"unknown genre {name!r}; choose one of: {', '.join(self.genres)}")
+            raise InputError(f"unknown genre {name!r}; choose one of: {', '.join(self.genres)}")
         return self.genres.index(name)
 
     def predict_genre(self, audio: np.ndarray) -> str:
         """The judge's genre for mono audio [T] at the model's rate."""
         if self.judge is None:
-            raise ValueError("no source genre given and no judge available: pass source_genre "
+            raise InputError("no source genre given and no judge available: pass source_genre "
                              "(--source) or a judge file (--judge, written by the demo / evaluation)")
         return self.genres[int(self.judge.predict([audio], self.audio.sample_rate)[0])]
 
@@ -154,7 +159,7 @@ class GenreTransfer:
         tgt_idx = torch.full((n,), tgt, device=z.device, dtype=torch.long)
         if method == "shift":
             if self.genre_means is None:
-                raise ValueError("this checkpoint stores no per-genre latent means; use --method conditional")
+                raise InputError("this checkpoint stores no per-genre latent means; use --method conditional")
             delta = (self.genre_means[tgt] - self.genre_means[src]).to(z.device)    # (D,)
             z = z + strength * delta.view(1, -1, *([1] * (z.dim() - 2)))
             return self.model.decode(z, src_idx)
@@ -162,7 +167,7 @@ class GenreTransfer:
             emb = self.model.genre_embedding
             mix = (1.0 - strength) * emb(src_idx) + strength * emb(tgt_idx)
             return self.model.decode(z, genre_emb=mix)
-        raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+        raise InputError(f"unknown method {method!r}; choose from {METHODS}")
 
     def _decode(self, mu: torch.Tensor, win: Windows, src: int, tgt: int, method: str, strength: float,
                 length: int) -> torch.Tensor:
@@ -180,6 +185,7 @@ class GenreTransfer:
         With ``return_reconstruction`` also returns the plain reconstruction (no edit).
         """
         src, tgt = self.genre_index(source_genre), self.genre_index(target_genre)
+        check_strength(method, strength)
         wave = torch.as_tensor(np.asarray(audio, dtype=np.float32), device=self.device)
         win = self.windows(wave)
         _, mu, _ = self.model.encode(win.x)                                       # (W, D, T')
@@ -242,10 +248,29 @@ class GenreTransfer:
     # ---- any audio, files
     def transfer_array(self, audio: np.ndarray, sr: int, target_genre: str, source_genre: str | None = None,
                        method: str = "conditional", strength: float = 1.0) -> tuple[np.ndarray, str]:
-        """Any-rate audio [T] or [C, T] -> (transferred audio, same shape and rate; source genre)."""
+        """Any-rate audio -> (transferred audio, same shape and rate; source genre).
+
+        ``audio`` is [T] or [C, T] (channels first, as :func:`audio_io.read_audio_file` gives
+        them). An array [T, C] with 1 <= C <= 8 channels and T > 64 x C frames, as soundfile
+        and librosa return a file, is read as frames x channels: transposed for the transfer
+        and returned as [T, C]. Anything else that is not [T] or [C, T] is an InputError
+        naming the shape.
+        """
         audio = np.asarray(audio, dtype=np.float32)
+        frames_first = audio.ndim == 2 and 1 <= audio.shape[1] <= MAX_CHANNELS and audio.shape[0] > 64 * audio.shape[1]
+        if audio.ndim not in (1, 2) or (audio.ndim == 2 and audio.shape[0] > MAX_CHANNELS and not frames_first):
+            raise InputError(f"audio of shape {audio.shape}: expected [T] or [C, T] with at most "
+                             f"{MAX_CHANNELS} channels (or soundfile's [T, C])")
+        if not np.isfinite(audio).all():
+            raise InputError(f"audio of shape {audio.shape} holds {int((~np.isfinite(audio)).sum())} NaN or "
+                             "infinite samples")
+        if frames_first:
+            out, genre = self.transfer_array(audio.T, sr, target_genre, source_genre, method, strength)
+            return out.T, genre
         mono_in = audio.ndim == 1
         chans = audio[None] if mono_in else audio
+        if chans.shape[-1] < self.audio.hop_length * sr / self.audio.sample_rate:
+            raise InputError(f"audio of shape {audio.shape} at {sr} Hz is shorter than one analysis frame")
         at_model = resample(chans, sr, self.audio.sample_rate)
         if source_genre is None:
             source_genre = self.predict_genre(at_model.mean(0))
@@ -389,23 +414,34 @@ def transfer_clips(tr: GenreTransfer, records, target_genre: str, methods=("cond
 def list_inputs(path) -> list[Path]:
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
         if not files:
-            raise FileNotFoundError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) under {path}")
+            raise InputError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) under {path}")
         return files
     if not path.exists():
-        raise FileNotFoundError(f"input not found: {path}")
+        raise FileNotFoundError(f"input not found: {path} (expected an audio file or a folder of them)")
     return [path]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Turn music of one genre into another with a trained VAE.")
-    p.add_argument("--checkpoint", required=True)
+def genre_name(text: str) -> str:
+    """argparse type: one of GENRES."""
+    if text not in GENRES:
+        raise argparse.ArgumentTypeError(f"unknown genre {text!r}; choose one of: {', '.join(GENRES)}")
+    return text
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(description="Turn music of one genre into another with a trained VAE.",
+                       epilog="With a folder as --input every audio file in it is transferred; a file that "
+                              "cannot be read is skipped and named, with its reason, in a summary at the end, "
+                              "and the exit status is 1 when any file failed (0 when all were written).")
+    p.add_argument("--checkpoint", required=True, help="best.pt or latest.pt written by trainer.py")
     p.add_argument("--input", required=True, help="an audio file or a folder of them")
-    p.add_argument("--target", required=True, help=f"target genre: {', '.join(GENRES)}")
-    p.add_argument("--source", help="source genre (default: predicted by the judge)")
+    p.add_argument("--target", required=True, type=genre_name, help=f"target genre: {', '.join(GENRES)}")
+    p.add_argument("--source", type=genre_name, help="source genre (default: predicted by the judge)")
     p.add_argument("--method", choices=METHODS, default="conditional")
-    p.add_argument("--strength", type=float, default=1.0)
+    p.add_argument("--strength", type=finite_float, default=1.0,
+                   help=f"0: reconstruction, 1: full transfer; at most {MAX_STRENGTH:g} (negative only with shift)")
     p.add_argument("--judge", help="judge file (default: judge.npz beside the checkpoint)")
     p.add_argument("--out", default="audio_results")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -414,25 +450,45 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_strength(method: str, strength: float) -> float:
+    """``strength`` if it is finite and sensible for ``method``, else an InputError."""
+    if not math.isfinite(strength) or abs(strength) > MAX_STRENGTH:
+        raise InputError(f"strength {strength!r}: expected a finite number in [-{MAX_STRENGTH:g}, {MAX_STRENGTH:g}]")
+    if strength < 0 and method != "shift":
+        raise InputError(f"strength {strength:g}: a negative strength means something only for the shift "
+                         f"(it moves away from the target genre); conditional decoding takes 0 to {MAX_STRENGTH:g}")
+    return strength
+
+
 def main(argv=None) -> list[Path]:
     p = build_parser()
     args = p.parse_args(argv)
-    for g in filter(None, (args.target, args.source)):
-        if g not in GENRES:
-            p.error(f"unknown genre {g!r}; choose one of: {', '.join(GENRES)}")
+    check_strength(args.method, args.strength)
+    inputs = list_inputs(args.input)
+    if args.judge and not Path(args.judge).is_file():
+        raise FileNotFoundError(f"judge file not found: {args.judge}")
     tr = GenreTransfer.from_checkpoint(args.checkpoint, args.device, args.judge)
-    written = []
-    for f in list_inputs(args.input):
-        written.append(tr.transfer_file(f, args.target, args.out, args.source, args.method, args.strength))
+    written, failed = [], []
+    for f in inputs:
+        try:
+            written.append(tr.transfer_file(f, args.target, args.out, args.source, args.method, args.strength))
+            if args.report and args.strength != 0:
+                tr.transfer_file(f, args.target, args.out, args.source, args.method, 0.0)    # reconstruction
+        except InputError as exc:           # a bad input file: name it, go on with the others
+            if len(inputs) == 1:
+                raise
+            failed.append(f"{f}: {one_line(exc)}")
+            print(f"skipped {failed[-1]}", file=sys.stderr)
+            continue
         print(f"{f} -> {written[-1]}")
-        if args.report and args.strength != 0:
-            tr.transfer_file(f, args.target, args.out, args.source, args.method, 0.0)    # reconstruction
-    if args.report:
+    if args.report and written:
         info = {"family": tr.model.family, "preset": tr.state.get("preset"), "checkpoint": str(args.checkpoint),
                 "epoch": tr.state.get("epoch")}
         print(f"listening page: {write_report(args.out, info=info, judge=tr.judge)}")
+    if failed:
+        raise InputError(f"{len(failed)} of {len(inputs)} inputs failed, {len(written)} written: " + "; ".join(failed))
     return written
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -3,7 +3,8 @@
     python -m AudioExperiment.compare --budget demo            # template, CVAE and the five variants
     python -m AudioExperiment.compare --budget smoke --data /tmp/syn --out /tmp/cmp
 """
+from cli import run
 from TemplateCode.compare import main
 
 if __name__ == "__main__":
-    main(suites=("audio",))
+    run(lambda argv: main(argv, suites=("audio",)), prog="AudioExperiment.compare")

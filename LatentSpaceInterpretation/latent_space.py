@@ -48,7 +48,6 @@ UMAP is not used (it is not a dependency); PCA and t-SNE come from scikit-learn.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import sys
 import warnings
@@ -68,6 +67,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 import evaluation as ev  # noqa: E402
+from cli import ArgumentParser, InputError, run  # noqa: E402
 from audio_io import save_wav  # noqa: E402
 from evaluation import (ACTIVE_THRESHOLD, label_array, latent_matrix, active_units, kl_per_dim,  # noqa: E402
                         separation_metrics, variance_per_dim)
@@ -113,7 +113,7 @@ def split_records(loader: DataLoad, split: str) -> list:
     splits = loader.splits(BuildReport())
     records = [r for s in SPLITS for r in splits[s]] if split == "all" else list(splits[split])
     if not records:
-        raise ValueError(f"split {split!r} of {loader.data_root} holds no usable clips")
+        raise InputError(f"split {split!r} of {loader.data_root} holds no usable clips")
     return records
 
 
@@ -709,7 +709,7 @@ def analyse(checkpoint=None, data=None, split: str = "test", out=None, judge=Non
     info = tr.state.get("data") or {}
     data = data or info.get("data_path")
     if not data:
-        raise ValueError(f"{checkpoint} does not say which data it was trained on: pass data=")
+        raise InputError(f"{checkpoint} does not say which data it was trained on: pass --data")
     out = Path(out) if out else checkpoint.parent / "latent_space"
     out.mkdir(parents=True, exist_ok=True)
     loader = DataLoad(data, split_mode=info.get("split", "auto"), seed=int(info.get("seed", 0)),
@@ -761,7 +761,7 @@ def summary(result: dict) -> str:
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description="Latent-space figures and metrics of a genre-transfer VAE checkpoint.")
+    p = ArgumentParser(description="Latent-space figures and metrics of a genre-transfer VAE checkpoint.")
     p.add_argument("--checkpoint", help="checkpoint (default: newest best.pt under --logs)")
     p.add_argument("--logs", default="vae_logs")
     p.add_argument("--data", help="GTZAN folder (default: the checkpoint's training data)")
@@ -784,4 +784,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, prog="latent_space")

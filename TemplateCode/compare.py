@@ -28,7 +28,6 @@ mel families have different losses); transfer, content and latent metrics compar
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import json
@@ -41,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cli import ArgumentParser, run
 from prepare_data import AudioConfig
 from TemplateCode.experiment import Variant, baselines, build, load_experiment, make_trainer
 
@@ -404,7 +404,7 @@ class Comparison:
 
 def main(argv=None, suites: tuple = SUITES) -> list[dict]:
     """Command line; ``suites`` limits the ``--suite`` choices (the packages' wrappers)."""
-    p = argparse.ArgumentParser(description="Train every variant for the same budget and compare them.")
+    p = ArgumentParser(description="Train every variant for the same budget and compare them.")
     p.add_argument("--suite", choices=list(suites) + (["all"] if len(suites) > 1 else []),
                    default="all" if len(suites) > 1 else suites[0])
     p.add_argument("--budget", choices=sorted(BUDGETS), default="demo")
@@ -454,4 +454,4 @@ def main(argv=None, suites: tuple = SUITES) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, prog="compare")

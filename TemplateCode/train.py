@@ -10,9 +10,9 @@ nothing: write a model class next to the template's and register it as a family.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from cli import ArgumentParser, run
 from TemplateCode.data import ensure_data, load_segments
 from TemplateCode.experiment import baselines, build, make_trainer
 
@@ -20,7 +20,7 @@ KINDS = {"audio": "wave", "image": "mel"}            # template kind -> model do
 
 
 def main(argv=None) -> Path:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--kind", choices=sorted(KINDS), default="image",
                    help="audio: plain waveform VAE; image: plain mel-spectrogram VAE")
     p.add_argument("--data", default="Data/synthetic", help="GTZAN folder (synthetic one written when missing)")
@@ -45,4 +45,4 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    run(main, prog="TemplateCode.train")

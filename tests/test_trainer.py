@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import trainer
+from cli import InputError
 from model import MelVAE, mel_config
 from prepare_data import AudioConfig, override
 from steps import train_steps
@@ -107,7 +108,7 @@ def test_resuming_with_another_config_names_the_difference(tiny_checkpoint, synt
 def test_unknown_options_are_errors(tmp_path):
     result = subprocess.run(_cli("--data", tmp_path, "--epoch", "3", "--bogus"), capture_output=True, text=True)
     assert result.returncode == 2 and "unrecognized arguments" in result.stderr
-    with pytest.raises(KeyError, match="epoch_count"):
+    with pytest.raises(InputError, match="epoch_count"):
         trainer.main(["--data", str(tmp_path), "--preset", "tiny", "--set", "train.epoch_count=3"])
 
 
