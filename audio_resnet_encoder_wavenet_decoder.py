@@ -42,7 +42,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from prepare_data import AudioConfig, build_mel_transform, override
+from prepare_data import AudioConfig, MelFrontEnd, build_mel_transform, override
 from vae_parts import GaussianBottleneck, GenreEmbedding, LatentGenreAdversary, kl_terms, total_loss
 
 
@@ -406,6 +406,7 @@ class CVAE(nn.Module):
         self.genre_embedding = GenreEmbedding(cfg.n_genres, cfg.genre_embed_dim, cfg.genre_dropout)
         self.decoder = decoder if decoder is not None else Decoder(cfg)
         self.adversary = LatentGenreAdversary(cfg.latent_dim, cfg.n_genres) if cfg.adversary else None
+        self.front_end = MelFrontEnd(audio)          # the mel of an output, for the critics (no weights)
 
     def prepare(self, wave: torch.Tensor) -> torch.Tensor:
         """Waveform batch [B, T] -> model input [B, 1, T'], T' = T cropped to a multiple of the hop."""
@@ -443,6 +444,14 @@ class CVAE(nn.Module):
         if self.adversary is not None:
             out["adv_logits"] = self.adversary(mu)
         return out
+
+    def mel_view(self, y: torch.Tensor) -> torch.Tensor:
+        """The normalised log-mel [B, 1, M, F] the critics read, of an input [B, 1, T] or a decode [B, T]."""
+        return self.front_end(y[:, 0] if y.dim() == 3 else y)
+
+    def as_input(self, decoded: torch.Tensor) -> torch.Tensor:
+        """A decode [B, T] as the encoder's input [B, 1, T] (re-encoding a transfer)."""
+        return decoded[:, None]
 
     def output_to_audio(self, recon: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """Decoded audio [B, T] is already a waveform; crop or zero-pad to ``length``."""

@@ -856,6 +856,7 @@ def evaluate_transfer(judge: GenreJudge, sources, outputs, source_genres, target
     Returns
     -------
     {"success": share judged as the target genre,
+     "judged_source": share judged as the source genre (the output kept its genre),
      "target_prob": mean judge probability of the target genre,
      "content_chroma_corr": mean :func:`content_similarity` of source and output,
      "content_retrieval": :func:`content_retrieval` or None,
@@ -891,7 +892,7 @@ def _evaluate(judge, sources, outputs, source_genres, target_genres, sr, content
                        target_genres=target_genres, content_ids=content_ids)
     sources = _as_audio_list(sources, "sources", MIN_SECONDS, sr)
     outputs = _as_audio_list(outputs, "outputs", MIN_SECONDS, sr)
-    _genre_indices(source_genres, "source_genres")
+    source = _genre_indices(source_genres, "source_genres")
     target = _genre_indices(target_genres, "target_genres")
     if reference is not None and content_ids is None:
         raise ValueError("content_ids are needed with a reference")
@@ -900,6 +901,7 @@ def _evaluate(judge, sources, outputs, source_genres, target_genres, sr, content
     min_frames = _min_overlap_frames(sr)
     corr = [_best_pearson(v, memo(s), min_frames) for s, v in zip(sources, out_versions)]
     result = {"success": float(np.mean(proba.argmax(axis=1) == target)),
+              "judged_source": float(np.mean(proba.argmax(axis=1) == source)),
               "target_prob": float(np.mean(proba[np.arange(n), target])),
               "content_chroma_corr": float(np.mean(corr)),
               "content_retrieval": None, "content_retrieval_chance": None, "n": n}
@@ -927,13 +929,16 @@ def _random_target_clips(pool: Mapping, content_ids, target_genres, seed: int) -
 
 
 def baseline_metrics(judge: GenreJudge, sources, source_genres, target_genres, sr: int, content_ids=None,
-                     reference=None, pool: Mapping | None = None, seed: int = 0) -> dict:
-    """The two reference points, scored with :func:`evaluate_transfer`.
+                     reference=None, pool: Mapping | None = None, seed: int = 0, same_timing=None) -> dict:
+    """The reference points, scored with :func:`evaluate_transfer`.
 
     * ``identity``: output = source (content ~ 1, success ~ 0 when target != source);
     * ``random_target``: output = a random clip of the target genre with another content
       (success ~ judge accuracy, content retrieval ~ 0, below chance, since the nearest
-      rendering is that other content).
+      rendering is that other content);
+    * ``same_timing`` (given ``same_timing``, the outputs): the same content rendered in the
+      target genre at the source clip's tempo and swing (synthetic set only), the ceiling
+      of a transfer that keeps the song's timing.
 
     Parameters
     ----------
@@ -958,8 +963,11 @@ def baseline_metrics(judge: GenreJudge, sources, source_genres, target_genres, s
     ref = _as_reference(reference, sr) if reference is not None else None
     common = dict(judge=judge, sources=sources, source_genres=source_genres, target_genres=target_genres,
                   sr=sr, content_ids=content_ids, reference=ref, memo=_ChromaMemo(sr))
-    return {"identity": _evaluate(outputs=sources, **common),
-            "random_target": _evaluate(outputs=_random_target_clips(pool, ids, target_genres, seed), **common)}
+    out = {"identity": _evaluate(outputs=sources, **common),
+           "random_target": _evaluate(outputs=_random_target_clips(pool, ids, target_genres, seed), **common)}
+    if same_timing is not None:
+        out["same_timing"] = _evaluate(outputs=same_timing, **common)
+    return out
 
 
 # --------------------------------------------------------------------------- metrics.json
@@ -975,10 +983,10 @@ def build_metrics(model_info: dict, judge_info, transfer: dict, baselines: dict,
         {"schema_version": 1,
          "model":  {...free-form: name, family, checkpoint, epoch, preset, ...},
          "judge":  {"heldout_accuracy", "n_train", "n_test", "classifier", "sr", "n_features"},
-         "transfer": {"<method>": [{"strength", "success", "target_prob", "content_chroma_corr",
+         "transfer": {"<method>": [{"strength", "success", "judged_source", "target_prob", "content_chroma_corr",
                                     "content_retrieval", "content_retrieval_chance", "n"}, ...]},
-         "baselines": {"identity": {...}, "random_target": {...}},
-         "reconstruction": {"logmel_l1_db", "spectral_convergence", "n"} or null,
+         "baselines": {"identity": {...}, "random_target": {...}, "same_timing": {...} (synthetic)},
+         "reconstruction": {"logmel_l1_db", "spectral_convergence", "own_genre", "n"} or null,
          "latent": {"knn_genre_accuracy", "knn_k", "silhouette", "active_units", "latent_dim",
                     "kl_per_dim", "kl_total", "n", "notes", and from GenreTransfer.decoder_use
                     "latent_use", "genre_use", ...} or null}
@@ -1067,20 +1075,21 @@ def summary_table(metrics: dict) -> str:
     lines = [f"model: {(metrics.get('model') or {}).get('name', '?')}",
              f"judge held-out accuracy: {_fmt(judge.get('heldout_accuracy'))} "
              f"(n_train={judge.get('n_train')}, n_test={judge.get('n_test')})", ""]
-    header = (f"{'method':<16}{'strength':>9}{'success':>9}{'p(tgt)':>8}{'chroma':>8}"
+    header = (f"{'method':<16}{'strength':>9}{'success':>9}{'as src':>8}{'p(tgt)':>8}{'chroma':>8}"
               f"{'retrieval':>10}{'chance':>8}{'n':>6}")
     lines += [header, "-" * len(header)]
     rows = [(name, None, e) for name, e in (metrics.get("baselines") or {}).items()]
     rows += [(m, e.get("strength"), e) for m, entries in (metrics.get("transfer") or {}).items() for e in entries]
     for name, strength, e in rows:
         lines.append(f"{name:<16}{_fmt(strength, '.2f'):>9}{_fmt(e.get('success')):>9}"
-                     f"{_fmt(e.get('target_prob')):>8}{_fmt(e.get('content_chroma_corr')):>8}"
+                     f"{_fmt(e.get('judged_source')):>8}{_fmt(e.get('target_prob')):>8}{_fmt(e.get('content_chroma_corr')):>8}"
                      f"{_fmt(e.get('content_retrieval')):>10}{_fmt(e.get('content_retrieval_chance')):>8}"
                      f"{_fmt(e.get('n'), 'd'):>6}")
     rec = metrics.get("reconstruction")
     if rec:
         lines += ["", f"reconstruction: log-mel L1 {_fmt(rec.get('logmel_l1_db'), '.2f')} dB, "
-                      f"spectral convergence {_fmt(rec.get('spectral_convergence'))}"]
+                      f"spectral convergence {_fmt(rec.get('spectral_convergence'))}, "
+                      f"judged as its own genre {_fmt(rec.get('own_genre'))}"]
     lat = metrics.get("latent")
     if lat:
         lines += [f"latent: kNN genre acc {_fmt(lat.get('knn_genre_accuracy'))}, silhouette "
@@ -1176,6 +1185,33 @@ def _other_genres(source_labels, n_genres: int, seed: int) -> list[int]:
     return [int((s + rng.integers(1, n_genres)) % n_genres) for s in source_labels]
 
 
+def _reconstructions(tr, sources, labels, judge) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Each clip decoded with its own genre: the reconstruction error and the share the judge
+    hears as that genre; and each window's posterior (mu, logvar) for the latent diagnostics."""
+    pairs, mus, logvars = [], [], []
+    for audio, s in zip(tqdm(sources, desc="reconstruction", leave=False), labels):
+        # Conditional decoding at strength 0 is the plain reconstruction: one decode, one vocode.
+        pairs.append((audio, tr.transfer_mono(audio, tr.genres[s], tr.genres[s], "conditional", 0.0)))
+        mu, logvar = tr.encode_clip(audio)
+        mus.append(mu)
+        logvars.append(logvar)
+    rec = mean_reconstruction(pairs, tr.audio, trim=True)
+    heard = judge.predict([resample(o, tr.audio.sample_rate, judge.sr) for _, o in pairs], judge.sr)
+    rec["own_genre"] = float(np.mean(np.asarray(heard) == np.asarray(labels)))
+    return rec, mus, logvars
+
+
+def _same_timing_renderings(records, targets, sr: int, max_seconds: float | None) -> list | None:
+    """Synthetic set: each record's content in its target genre at its own tempo and swing."""
+    import synthetic_gtzan
+    root = records[0].path.parent.parent.parent
+    if not (root / synthetic_gtzan.PARAMS).is_file() or any(r.content_id is None for r in records):
+        return None
+    limit = int(max_seconds * sr) if max_seconds else None
+    return [synthetic_gtzan.timed_rendering(root, r.content_id, r.genre, GENRES[t], sr)[:limit]
+            for r, t in zip(tqdm(records, desc="same-timing renderings", leave=False), targets)]
+
+
 def evaluate_model(tr, records, judge, reference_records=None,
                    strengths: dict | None = None, seed: int = 0, max_seconds: float | None = None,
                    cache=None, model_info: dict | None = None) -> dict:
@@ -1187,10 +1223,8 @@ def evaluate_model(tr, records, judge, reference_records=None,
     records : SlicingDataLoading.FileRecord list (usually the test split)
     judge : a fitted GenreJudge
     reference_records : FileRecords of every rendering (synthetic set) for content
-        retrieval; None on real data
-    strengths : {method: [alpha, ...]}; default shift 0.5 / 1 / 2 / 4 / 6, conditional
-        0.5 / 1 / 2 (beyond 1 both extrapolate: on the demo mel VAE the shift trades content
-        for genre from about 4 on)
+        retrieval and the same-timing baseline; None on real data
+    strengths : {method: [alpha, ...]}; default shift 0.5 / 1 / 2 / 4 / 6, conditional 0.5 / 1 / 2
     max_seconds : evaluate the first seconds of each clip only (None: whole clips)
 
     Returns
@@ -1199,29 +1233,22 @@ def evaluate_model(tr, records, judge, reference_records=None,
     ``model["targets"]``.
     """
     strengths = strengths or {"shift": [0.5, 1.0, 2.0, 4.0, 6.0], "conditional": [0.5, 1.0, 2.0]}
-    sr = tr.audio.sample_rate
+    sr, judge_sr = tr.audio.sample_rate, judge.sr
     load = clip_reader(records, sr, cache, max_seconds)
     sources = [load(r) for r in tqdm(records, desc="loading clips", leave=False)]
     src_labels = [r.label for r in records]
     tgt_labels = _other_genres(src_labels, len(tr.genres), seed)
     content_ids = [r.content_id for r in records] if all(r.content_id is not None for r in records) else None
-    judge_sr = judge.sr
 
     def to_judge(x):
         return resample(x, sr, judge_sr)
 
-    reference, pool = None, None
+    reference, pool, same_timing = None, None, None
     if reference_records is not None and content_ids is not None:
         pool = {(r.content_id, r.label): to_judge(load(r)) for r in reference_records}
         reference = ChromaReference.from_audio(pool, judge_sr)
-
-    recon_pairs, mus, logvars = [], [], []
-    for audio, s in zip(tqdm(sources, desc="reconstruction", leave=False), src_labels):
-        # Conditional decoding at strength 0 is the plain reconstruction: one decode, one vocode.
-        recon_pairs.append((audio, tr.transfer_mono(audio, tr.genres[s], tr.genres[s], "conditional", 0.0)))
-        mu, logvar = tr.encode_clip(audio)
-        mus.append(mu)
-        logvars.append(logvar)
+        same_timing = _same_timing_renderings(records, tgt_labels, judge_sr, max_seconds)
+    reconstruction, mus, logvars = _reconstructions(tr, sources, src_labels, judge)
     judged_sources = [to_judge(a) for a in sources]
     transfer = {}
     for method, alphas in strengths.items():
@@ -1230,19 +1257,16 @@ def evaluate_model(tr, records, judge, reference_records=None,
             outs = [tr.transfer_mono(a, tr.genres[s], tr.genres[t], method, alpha)
                     for a, s, t in zip(tqdm(sources, desc=f"{method} {alpha:g}", leave=False), src_labels, tgt_labels)]
             scores = evaluate_transfer(judge, judged_sources, [to_judge(o) for o in outs],
-                                          src_labels, tgt_labels, judge_sr, content_ids, reference)
+                                       src_labels, tgt_labels, judge_sr, content_ids, reference)
             transfer[method].append({"strength": alpha, **scores})
     baselines = baseline_metrics(judge, judged_sources, src_labels, tgt_labels, judge_sr,
-                                    content_ids, reference, pool=pool, seed=seed)
-    mu = np.concatenate(mus)
-    logvar = np.concatenate(logvars)
+                                 content_ids, reference, pool=pool, seed=seed, same_timing=same_timing)
     win_labels = np.concatenate([[s] * len(m) for s, m in zip(src_labels, mus)])
     info = {"family": tr.model.family, "checkpoint_epoch": tr.state.get("epoch"),
             "clips": len(records), "targets": [tr.genres[t] for t in tgt_labels], **(model_info or {})}
-    latent = {**latent_diagnostics(mu, logvar, win_labels), **tr.decoder_use(sources, src_labels)}
-    return build_metrics(info, judge, transfer, baselines,
-                            mean_reconstruction(recon_pairs, tr.audio, trim=True), latent)
-
+    latent = {**latent_diagnostics(np.concatenate(mus), np.concatenate(logvars), win_labels),
+              **tr.decoder_use(sources, src_labels)}
+    return build_metrics(info, judge, transfer, baselines, reconstruction, latent)
 
 
 def score_clips(clips, judge, reference_records=None, cache=None) -> dict:

@@ -651,8 +651,19 @@ def limit_peaks(x: np.ndarray, sr: int, ceiling: float = PEAK) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- public API
+def _clip_rng(content_id: int, genre: str, seed: int, variant: int) -> np.random.Generator:
+    return np.random.default_rng([2, seed, GENRES.index(genre), content_id, variant])
+
+
+def clip_timing(content_id: int, genre: str, *, seed: int = 0, variant: int = 0) -> tuple[float, float]:
+    """(tempo in BPM, swing ratio) that :func:`render_clip` draws for this clip."""
+    _check_clip_args(content_id, genre, GTZAN_SR, 1.0, seed, variant)
+    style, rng = STYLES[genre], _clip_rng(content_id, genre, seed, variant)
+    return float(rng.uniform(*style.tempo)), float(rng.uniform(*style.swing))
+
+
 def render_clip(content_id: int, genre: str, *, sr: int = GTZAN_SR, duration: float = 30.0, seed: int = 0,
-                variant: int = 0) -> np.ndarray:
+                variant: int = 0, tempo: float | None = None, swing: float | None = None) -> np.ndarray:
     """Render one clip of ``content_id`` in ``genre``.
 
     Parameters
@@ -661,6 +672,8 @@ def render_clip(content_id: int, genre: str, *, sr: int = GTZAN_SR, duration: fl
     genre : one of GENRES.
     sr, duration : sample rate (Hz) and length (s).
     seed, variant : select the genre-parameter draw (tempo, instruments, kit, mix, ...).
+    tempo, swing : replace the drawn tempo (BPM) and swing ratio (everything else is drawn
+        as without them), e.g. another clip's :func:`clip_timing`.
 
     Returns
     -------
@@ -668,9 +681,11 @@ def render_clip(content_id: int, genre: str, *, sr: int = GTZAN_SR, duration: fl
     """
     _check_clip_args(content_id, genre, sr, duration, seed, variant)
     style, content = STYLES[genre], make_content(content_id)
-    rng = np.random.default_rng([2, seed, GENRES.index(genre), content_id, variant])
+    rng = _clip_rng(content_id, genre, seed, variant)
     n = round(sr * duration)
-    grid = BeatGrid(rng.uniform(*style.tempo), rng.uniform(*style.swing), style.swing_unit)
+    drawn_tempo, drawn_swing = rng.uniform(*style.tempo), rng.uniform(*style.swing)
+    grid = BeatGrid(drawn_tempo if tempo is None else float(tempo), drawn_swing if swing is None else float(swing),
+                    style.swing_unit)
     n_beats = duration * grid.tempo / 60 + 1
     hold = min(float(grid.seconds(8)) + 1, duration + 1)  # longest note + release
     parts = {  # part -> (instrument name, events)
@@ -807,6 +822,17 @@ def generate(root, *, n_per_genre: int = 10, duration: float = 30.0, sr: int = G
         writer.writerows(rows)
     params_file.write_text(json.dumps(dict(params=params, complete=True), indent=1))
     return manifest
+
+
+def timed_rendering(root, content_id: int, source_genre: str, target_genre: str, sr: int) -> np.ndarray:
+    """The clip of ``content_id`` that the synthetic dataset at ``root`` would hold in
+    ``target_genre``, played at the tempo and swing of its ``source_genre`` clip: what a
+    transfer that keeps the song's timing and changes everything else would sound like.
+    At ``sr`` and the dataset's clip length."""
+    params = json.loads((Path(root) / PARAMS).read_text())["params"]
+    tempo, swing = clip_timing(int(content_id), source_genre, seed=params["seed"])
+    return render_clip(int(content_id), target_genre, sr=sr, duration=params["duration"], seed=params["seed"],
+                       tempo=tempo, swing=swing)
 
 
 def read_manifest(root) -> list[dict]:

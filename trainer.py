@@ -49,6 +49,7 @@ from model import LightResBlock, MemoryEfficientDecoder, MemoryEfficientEncoder 
 from prepare_data import AudioConfig, config_from_dict, override
 from cli import ArgumentParser, InputError, one_line, run
 from SlicingDataLoading import atomic_write
+from discriminator import Critics, d_hinge_loss, feature_matching_loss, g_hinge_loss
 from vae_parts import kl_terms, total_loss
 
 CHECKPOINT_FORMAT = "genre-transfer-vae/1"
@@ -81,6 +82,22 @@ class TrainConfig:
     compile: bool = False               # torch.compile the model
     channels_last: bool = True          # channels-last memory for 2-D convolutions on a GPU
     smoke_test: bool = False            # one batch of training and validation, then stop
+    # The adversarial phase (discriminator.py): from optimiser step gan_start on, the encoder
+    # is frozen and the decoder learns against a genre-conditional mel discriminator on
+    # reconstructions and on decodes told a random other genre ("swapped"), while a genre
+    # classifier, trained on real mels during the VAE phase and then frozen, asks each swapped
+    # decode to be heard as its target genre. Cycle: re-encoding a swapped decode gives mu back.
+    gan_start: int = -1                 # -1: no adversarial phase (and no classifier)
+    gan_lr: float = 1e-4                # Adam of the decoder and genre embedding in that phase
+    gan_lr_d: float = 2e-4              # Adam of the discriminator
+    classifier_lr: float = 1e-3         # Adam of the genre classifier (VAE phase)
+    gan_rec_weight: float = 10.0        # the family's reconstruction term
+    gan_fm_weight: float = 10.0         # feature matching on reconstructions
+    gan_adv_weight: float = 1.0         # hinge loss of reconstructions and of swapped decodes
+    gan_genre_weight: float = 1.0       # the frozen classifier's cross-entropy of swapped decodes
+    gan_cycle_weight: float = 1.0       # |mu(swapped decode) - mu|
+    gan_scales: tuple = (1, 2, 4)       # time pooling of the discriminator's scales
+    gan_channels: tuple = (32, 64, 128, 128)
 
 
 # beta 0.005, adversary weight 0.02 and the frequency-gradient term: see the README's design notes.
@@ -88,7 +105,8 @@ TRAIN_PRESETS = {
     "full": dict(beta_max=0.005, adv_weight=0.02, freq_grad_weight=1.0),
     "demo": dict(epochs=20, batch_size=16, lr=1e-3, warmup_steps=50, beta_max=0.005,
                  beta_warmup_steps=400, free_bits=0.02, adv_weight=0.02, freq_grad_weight=1.0),
-    "tiny": dict(epochs=2, batch_size=4, lr=1e-3, warmup_steps=1, beta_warmup_steps=4, beta_max=0.1),
+    "tiny": dict(epochs=2, batch_size=4, lr=1e-3, warmup_steps=1, beta_warmup_steps=4, beta_max=0.1,
+                 gan_start=6, gan_scales=(1, 2), gan_channels=(8, 16, 16, 16)),
 }
 
 
@@ -391,14 +409,48 @@ class MemoryEfficientTrainer:
         self.genre_means = None
         self.autocast = dict(device_type=self.device.type, dtype=torch.bfloat16,
                              enabled=cfg.amp and self.device.type == "cuda")
+        self.critics, self.gan_optimizers = None, {}
+        if cfg.gan_start >= 0:
+            if not getattr(model_cfg, "conditional", False):
+                raise InputError("train.gan_start >= 0: the adversarial phase decodes with other genres and needs "
+                                 "a genre-conditional decoder (model.conditional=True), or set train.gan_start=-1")
+            self.critics = Critics(len(self.genres), audio.n_mels, cfg.gan_scales, cfg.gan_channels).to(self.device)
+            adam = lambda params, lr, betas=(0.9, 0.999): torch.optim.Adam(params, lr=lr, betas=betas)  # noqa: E731
+            self.gan_optimizers = {
+                "classifier": adam(self.critics.classifier.parameters(), cfg.classifier_lr),
+                "discriminator": adam(self.critics.discriminator.parameters(), cfg.gan_lr_d, (0.5, 0.9)),
+                "generator": adam(self._generator_parameters(), cfg.gan_lr, (0.5, 0.9))}
 
     # ---- schedule
     def _lr_factor(self, step: int) -> float:
+        """Linear warm-up, then a cosine decay to 0 at the end of the VAE phase."""
         warm = self.cfg.warmup_steps
         if step < warm:
             return (step + 1) / warm
-        progress = (step - warm) / max(1, self.total_steps - warm)
+        end = self.cfg.gan_start if self.cfg.gan_start >= 0 else self.total_steps
+        progress = (step - warm) / max(1, end - warm)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    @property
+    def adversarial(self) -> bool:
+        """Whether the next optimiser step belongs to the adversarial phase."""
+        return self.critics is not None and self.step >= self.cfg.gan_start
+
+    def _generator_parameters(self) -> list:
+        core = _unwrap(self.model)
+        return list(core.decoder.parameters()) + list(core.genre_embedding.parameters())
+
+    def _encoder_parameters(self) -> list:
+        gen = {id(p) for p in self._generator_parameters()}
+        return [p for p in _unwrap(self.model).parameters() if id(p) not in gen]
+
+    def _sync(self, params) -> None:
+        """Average gradients over ranks (the phases that run outside the DDP wrapper)."""
+        if self.world > 1:
+            for p in params:
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad /= self.world
 
     # ---- data
     def _loader(self, data, epoch: int, shuffle: bool):
@@ -435,6 +487,8 @@ class MemoryEfficientTrainer:
             "genres": self.genres,
             "genre_means": self.genre_means if self.genre_means is not None else torch.zeros(0),
             "data": self.data_info,
+            "critics": self.critics.state_dict() if self.critics is not None else {},
+            "gan_optimizers": {k: o.state_dict() for k, o in self.gan_optimizers.items()},
         }
 
     def load_state(self, state: dict) -> None:
@@ -453,6 +507,13 @@ class MemoryEfficientTrainer:
         torch.set_rng_state(state["rng"]["torch"])
         self.epoch, self.step, self.best_val = state["epoch"], state["step"], state["best_val"]
         self.genre_means = state["genre_means"] if state["genre_means"].numel() else None
+        if self.critics is not None:
+            if not state.get("critics"):
+                raise InputError("cannot resume: the checkpoint holds no discriminator or genre classifier, and "
+                                 "this run has an adversarial phase (train.gan_start); use --fresh or another --out")
+            self.critics.load_state_dict(state["critics"])
+            for k, opt in self.gan_optimizers.items():
+                opt.load_state_dict(state["gan_optimizers"][k])
 
     def save(self, name: str) -> Path:
         path = self.out / name
@@ -465,36 +526,128 @@ class MemoryEfficientTrainer:
         model, data = self.model, (self.train_data if train else self.val_data)
         model.train(train)
         loader = self._loader(data, epoch, shuffle=train)
-        sums, count = {}, 0
+        sums, counts = {}, {}
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs} {'train' if train else 'valid'}",
                    leave=False, disable=self.rank != 0, dynamic_ncols=True)
         self.optimizer.zero_grad(set_to_none=True)
         for i, batch in enumerate(bar):
             wave, genre = self._to_device(batch)
-            with torch.set_grad_enabled(train), torch.autocast(**self.autocast):
-                x = _unwrap(model).prepare(wave)
-                terms = self.loss(model(x, genre), genre, self.beta(self.step))
-            if train:
-                (terms["total"] / self.cfg.accum_steps).backward()
-                if (i + 1) % self.cfg.accum_steps == 0 or i + 1 == len(loader):
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
-                    self.optimizer.step()
-                    self.scheduler.step()
-                    self.optimizer.zero_grad(set_to_none=True)
-                    self.step += 1
-            for k, v in terms.items():
+            if not train:
+                terms = self._valid_step(wave, genre, i)
+            elif self.adversarial:
+                terms = self._gan_step(wave, genre)
+            else:
+                terms = self._vae_step(wave, genre, last=(i + 1) % self.cfg.accum_steps == 0 or i + 1 == len(loader))
+            for k, v in terms.items():                # a phase's terms average over that phase's batches
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
-            count += 1
-            bar.set_postfix(loss=f"{sums['total'] / count:.4f}", beta=f"{self.beta(self.step):.3g}")
+                counts[k] = counts.get(k, 0) + 1
+            bar.set_postfix(loss=f"{sums['total'] / counts['total']:.4f}", beta=f"{self.beta(self.step):.3g}")
             if self.cfg.smoke_test:
                 break
-        means = {k: v / max(1, count) for k, v in sums.items()}
+        means = {k: v / counts[k] for k, v in sums.items()}
         if self.world > 1:                       # average the epoch's terms over ranks
             keys = sorted(means)
             t = torch.tensor([means[k] for k in keys], device=self.device)
             dist.all_reduce(t)
             means = dict(zip(keys, (t / self.world).tolist()))
         return means
+
+    def _vae_step(self, wave: torch.Tensor, genre: torch.Tensor, last: bool) -> dict:
+        """The VAE loss (and, with an adversarial phase to come, a step of the genre classifier
+        on the real mels); the optimiser steps on the ``last`` batch of an accumulation."""
+        model = self.model
+        with torch.autocast(**self.autocast):
+            out = model(_unwrap(model).prepare(wave), genre)
+            terms = self.loss(out, genre, self.beta(self.step))
+        (terms["total"] / self.cfg.accum_steps).backward()
+        if self.critics is not None:
+            terms.update(self._classifier_step(_unwrap(model).mel_view(out["target"]).detach(), genre))
+        if last:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step += 1
+        return terms
+
+    def _classifier_step(self, mel: torch.Tensor, genre: torch.Tensor) -> dict:
+        clf, opt = self.critics.classifier, self.gan_optimizers["classifier"]
+        clf.train()
+        with torch.autocast(**self.autocast):
+            logits = clf(mel)
+            loss = F.cross_entropy(logits.float(), genre)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self._sync(clf.parameters())
+        opt.step()
+        return {"classifier": loss.detach(), "classifier_acc": (logits.argmax(-1) == genre).float().mean()}
+
+    def _gan_step(self, wave: torch.Tensor, genre: torch.Tensor) -> dict:
+        """One step of the adversarial phase: the discriminator, then the decoder."""
+        cfg, core, critics = self.cfg, _unwrap(self.model), self.critics
+        disc = critics.discriminator
+        for p in self._encoder_parameters():
+            p.requires_grad_(False)                                     # the encoder is frozen
+        critics.classifier.eval()
+        target = (genre + torch.randint(1, len(self.genres), genre.shape, device=genre.device)) % len(self.genres)
+        with torch.autocast(**self.autocast):
+            with torch.no_grad():
+                x = core.prepare(wave)
+                z, mu, logvar = core.encode(x)
+            rec, swapped = core.decode(z, genre), core.decode(z, target)
+            real, mel_rec, mel_swap = core.mel_view(x), core.mel_view(rec), core.mel_view(swapped)
+            d_loss = d_hinge_loss(disc(real, genre), disc(torch.cat([mel_rec, mel_swap]).detach(),
+                                                          torch.cat([genre, target])))
+        opt_d = self.gan_optimizers["discriminator"]
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self._sync(disc.parameters())
+        opt_d.step()
+        for p in critics.parameters():
+            p.requires_grad_(False)
+        with torch.autocast(**self.autocast):
+            with torch.no_grad():
+                d_real = disc(real, genre)
+            d_rec, d_swap = disc(mel_rec, genre), disc(mel_swap, target)
+            logits = critics.classifier(mel_swap)
+            _, mu_swap, _ = core.encode(core.as_input(swapped))
+            terms = {"gan_rec": self.loss({"recon": rec, "target": x if core.family == "mel" else x[:, 0],
+                                           "mu": mu, "logvar": logvar}, genre, 0.0)["recon"],
+                     "gan_fm": feature_matching_loss(d_real, d_rec),
+                     "gan_adv": g_hinge_loss(d_rec) + g_hinge_loss(d_swap),
+                     "gan_genre": F.cross_entropy(logits.float(), target),
+                     "gan_cycle": (mu_swap.float() - mu.float()).abs().mean()}
+            terms["total"] = (cfg.gan_rec_weight * terms["gan_rec"] + cfg.gan_fm_weight * terms["gan_fm"]
+                              + cfg.gan_adv_weight * terms["gan_adv"] + cfg.gan_genre_weight * terms["gan_genre"]
+                              + cfg.gan_cycle_weight * terms["gan_cycle"])
+        opt_g = self.gan_optimizers["generator"]
+        opt_g.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        self._sync(self._generator_parameters())
+        opt_g.step()
+        for p in critics.parameters():
+            p.requires_grad_(True)
+        self.step += 1
+        return {**terms, "gan_d": d_loss.detach(), "gan_genre_acc": (logits.argmax(-1) == target).float().mean()}
+
+    @torch.no_grad()
+    def _valid_step(self, wave: torch.Tensor, genre: torch.Tensor, i: int) -> dict:
+        """The VAE loss on validation data, and ``select``, the criterion of best.pt: the
+        reconstruction term plus, with a genre classifier, the share of decodes told another
+        genre that it does not hear as that genre. Neither moves with beta or the phase."""
+        core = _unwrap(self.model)
+        with torch.autocast(**self.autocast):
+            out = self.model(core.prepare(wave), genre)
+            terms = self.loss(out, genre, self.beta(self.step))
+            terms["select"] = terms["recon"].detach().float()
+            if self.critics is not None:
+                g = torch.Generator(device="cpu").manual_seed(self.cfg.seed * 7919 + i)
+                target = (genre + torch.randint(1, len(self.genres), genre.shape, generator=g).to(genre.device)) \
+                    % len(self.genres)
+                swapped = core.mel_view(core.decode(out["mu"], target))
+                terms["swap_acc"] = (self.critics.classifier.eval()(swapped).argmax(-1) == target).float().mean()
+                terms["select"] = terms["select"] + 1.0 - terms["swap_acc"]
+        return terms
 
     @torch.no_grad()
     def encode_dataset(self, data, max_batches: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -547,12 +700,13 @@ class MemoryEfficientTrainer:
                     tqdm.write(f"warning: the VAE is getting lazy: {health['active_units']} of "
                                f"{health['latent_dim']} latent units active (variance of mu > 0.01)")
                 _append_csv(log_path, row)
-                if val["elbo"] < self.best_val:
-                    self.best_val = val["elbo"]
+                if val["select"] < self.best_val:
+                    self.best_val = val["select"]
                     self.save("best.pt")
                 self.save("latest.pt")
                 tqdm.write(f"epoch {self.epoch}: train {train['total']:.4f}  valid {val['total']:.4f}  "
-                           f"kl {train['kl_raw']:.3f}  active {health['active_units']}/{health['latent_dim']}")
+                           f"select {val['select']:.4f}  active {health['active_units']}/{health['latent_dim']}"
+                           + ("  (adversarial)" if self.adversarial else ""))
             if self.world > 1:
                 dist.barrier()
         if self.rank == 0 and log_path.exists():

@@ -1,6 +1,7 @@
 """`make demo`'s path end to end with tiny settings (both families, about a minute and a half)."""
 import json
 
+import matplotlib.image as mpimg
 import numpy as np
 import soundfile as sf
 
@@ -9,7 +10,7 @@ def test_quick_demo_writes_metrics_wavs_and_the_listening_page(tmp_path):
     import demo
     out, logs = tmp_path / "res", tmp_path / "logs"
     metrics = demo.main(["--quick", "--data", str(tmp_path / "Data" / "synthetic"),
-                         "--out", str(out), "--logs", str(logs)])
+                         "--out", str(out), "--logs", str(logs), "--model", "mel", "--model", "wave"])
     assert sorted(metrics) == ["mel", "wave"]
     for family, m in metrics.items():
         saved = json.loads((out / family / "metrics.json").read_text())
@@ -20,12 +21,16 @@ def test_quick_demo_writes_metrics_wavs_and_the_listening_page(tmp_path):
             assert rows and all(0.0 <= r["success"] <= 1.0 and r["content_retrieval"] is not None for r in rows)
         assert 0 <= saved["latent"]["active_units"] <= saved["latent"]["latent_dim"]
         assert np.isfinite(saved["reconstruction"]["logmel_l1_db"])
+        assert 0.0 <= saved["reconstruction"]["own_genre"] <= 1.0
+        ceiling, identity = saved["baselines"]["same_timing"], saved["baselines"]["identity"]
+        assert ceiling["success"] > identity["success"] and ceiling["judged_source"] < identity["judged_source"]
+        figure = mpimg.imread(out / family / "transfer_examples.png")      # source, transfer, ground truth
+        assert figure.shape[0] > 300 and figure.shape[1] > 600
         wavs = sorted((out / family).glob("*.wav"))
         assert len(wavs) == 15                                            # 5 clips x (reconstruction + 2 methods)
         for w in wavs:
             audio, _ = sf.read(w)
             assert np.isfinite(audio).all() and np.sqrt(np.mean(audio ** 2)) > 1e-4
-    import matplotlib.image as mpimg
     curve = mpimg.imread(out / "transfer_curve.png")                      # success against retrieval
     assert curve.ndim == 3 and min(curve.shape[:2]) > 200 and curve[..., :3].std() > 0.05
     page = (out / "index.html").read_text()

@@ -132,15 +132,18 @@ def test_sigkill_mid_epoch_then_rerun_matches_an_uninterrupted_run(synthetic_roo
     assert proc.poll() is None, "training finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    epoch_at_kill = torch.load(killed / "latest.pt", weights_only=True)["epoch"]
+    at_kill = torch.load(killed / "latest.pt", weights_only=True)
+    epoch_at_kill = at_kill["epoch"]
     assert 1 <= epoch_at_kill < 4
+    assert at_kill["step"] >= at_kill["train"]["gan_start"] >= 0      # killed inside the adversarial phase
 
     rerun = subprocess.run(_cli(*args, "--out", killed), capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert f"resuming from {killed / 'latest.pt'} at epoch {epoch_at_kill}" in rerun.stdout
-    a, b = _weights(full / "latest.pt"), _weights(killed / "latest.pt")
-    assert a.keys() == b.keys()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    for key in ("weights", "critics"):                          # the VAE, the discriminator and classifier
+        a, b = (torch.load(p / "latest.pt", weights_only=True)[key] for p in (full, killed))
+        assert a.keys() == b.keys() and len(a) > 0
+        assert all(torch.equal(a[k], b[k]) for k in a)
     assert not list(killed.glob("*.tmp"))                       # atomic writes leave nothing behind
 
 
@@ -149,9 +152,11 @@ def test_two_process_ddp_on_gloo(synthetic_root, tmp_path):
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                 "--master_port", "29533", str(ROOT / "trainer.py")]
     result = subprocess.run(torchrun + ["--data", str(synthetic_root), "--preset", "tiny", "--epochs", "1",
-                                        "--out", str(out)], capture_output=True, text=True, timeout=600,
+                                        "--set", "train.gan_start=1", "--out", str(out)],
+                            capture_output=True, text=True, timeout=600,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     model, state = trainer.load_model(out / "best.pt")
     assert state["epoch"] == 1 and state["family"] == "mel"
+    assert state["step"] > 1 and state["critics"]                  # adversarial steps ran under DDP
     assert "best checkpoint" in result.stdout

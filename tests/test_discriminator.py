@@ -1,0 +1,76 @@
+"""The critics of the adversarial phase and one step of it, on tiny models."""
+import pytest
+import torch
+
+import trainer
+from discriminator import Critics, GenreClassifier, MelDiscriminator, d_hinge_loss, feature_matching_loss
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_the_discriminators_score_depends_on_the_genre_it_is_given():
+    torch.manual_seed(0)
+    disc = MelDiscriminator(10, scales=(1, 2), channels=(8, 16, 16, 16)).eval()   # eval: no power iteration
+    x = torch.rand(3, 1, 128, 64) * 2 - 1
+    outs = {g: disc(x, torch.full((3,), g)) for g in (0, 5)}
+    for (a, feats_a), (b, feats_b) in zip(outs[0], outs[5]):
+        assert a.shape == b.shape and a.shape[0] == 3 and len(feats_a) == 4
+        assert (a - b).abs().mean() > 1e-3                       # the projection reads the genre
+        assert all(torch.equal(fa, fb) for fa, fb in zip(feats_a, feats_b))   # ... only at the end
+    # The genre embedding learns: one hinge step that calls (x, 0) real and (x, 5) fake
+    # raises the score of genre 0 against genre 5 on the same mels.
+    disc.train()
+    opt = torch.optim.Adam(disc.parameters(), lr=1e-3)
+    gap = lambda: sum(float((disc(x, torch.zeros(3, dtype=torch.long))[i][0].detach()  # noqa: E731
+                             - disc(x, torch.full((3,), 5))[i][0].detach()).mean()) for i in range(2))
+    before = gap()
+    for _ in range(5):
+        loss = d_hinge_loss(disc(x, torch.zeros(3, dtype=torch.long)), disc(x, torch.full((3,), 5)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert gap() > before + 0.1
+
+
+def test_feature_matching_is_zero_for_the_same_mels_and_the_classifier_reads_any_length():
+    torch.manual_seed(0)
+    disc = MelDiscriminator(10, scales=(1,), channels=(8, 8, 8, 8)).eval()
+    x, g = torch.rand(2, 1, 128, 32), torch.tensor([1, 2])
+    with torch.no_grad():
+        assert float(feature_matching_loss(disc(x, g), disc(x, g))) == 0.0
+        assert float(feature_matching_loss(disc(x, g), disc(x + 0.5, g))) > 0.0
+    clf = GenreClassifier(10, 128)
+    assert clf(torch.rand(2, 1, 128, 48)).shape == clf(torch.rand(2, 1, 128, 128)).shape == (2, 10)
+    with pytest.raises(ValueError, match="8 mel bands"):
+        GenreClassifier(10, 8)
+
+
+def _tiny_trainer(tmp_path, family="mel"):
+    audio, model_cfg, train_cfg = trainer.configs(family, "tiny", train={"gan_start": 0})
+    torch.manual_seed(0)
+    fam = trainer.get_family(family)
+    wave = torch.randn(40, audio.segment_samples) * 0.1
+    data = torch.utils.data.TensorDataset(wave, torch.arange(40) % 10)
+    return trainer.MemoryEfficientTrainer(fam.model(model_cfg, audio), fam.loss(train_cfg, audio), train_cfg,
+                                          tmp_path, family=family, audio=audio, model_cfg=model_cfg,
+                                          train_data=data, val_data=data, genres=[str(i) for i in range(10)])
+
+
+@pytest.mark.parametrize("family", ["mel", "wave"])
+def test_one_adversarial_step_changes_decoder_and_discriminator_not_the_encoder(tmp_path, family):
+    tr = _tiny_trainer(tmp_path, family)
+    assert tr.adversarial and isinstance(tr.critics, Critics)
+    core = tr.model
+    snap = lambda module: {k: v.detach().clone() for k, v in module.state_dict().items()}  # noqa: E731
+    before = {"decoder": snap(core.decoder), "encoder": snap(core.encoder), "disc": snap(tr.critics.discriminator),
+              "clf": snap(tr.critics.classifier)}
+    core.train()
+    wave, genre = next(iter(torch.utils.data.DataLoader(tr.train_data, batch_size=4)))
+    terms = tr._gan_step(wave.float(), genre.long())
+    after = {"decoder": snap(core.decoder), "encoder": snap(core.encoder), "disc": snap(tr.critics.discriminator),
+             "clf": snap(tr.critics.classifier)}
+    changed = {name: any(not torch.equal(before[name][k], after[name][k]) for k in before[name]) for name in before}
+    assert changed == {"decoder": True, "encoder": False, "disc": True, "clf": False}, changed
+    assert {"gan_rec", "gan_fm", "gan_adv", "gan_genre", "gan_cycle", "gan_d", "total"} <= set(terms)
+    assert all(torch.isfinite(v).all() for v in terms.values())
+    assert tr.step == 1
