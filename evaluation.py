@@ -1082,9 +1082,9 @@ def summary_table(metrics: dict) -> str:
     rows += [(m, e.get("strength"), e) for m, entries in (metrics.get("transfer") or {}).items() for e in entries]
     for name, strength, e in rows:
         lines.append(f"{name:<16}{_fmt(strength, '.2f'):>9}{_fmt(e.get('success')):>9}"
-                     f"{_fmt(e.get('judged_source')):>8}{_fmt(e.get('target_prob')):>8}{_fmt(e.get('content_chroma_corr')):>8}"
-                     f"{_fmt(e.get('content_retrieval')):>10}{_fmt(e.get('content_retrieval_chance')):>8}"
-                     f"{_fmt(e.get('n'), 'd'):>6}")
+                     f"{_fmt(e.get('judged_source')):>8}{_fmt(e.get('target_prob')):>8}"
+                     f"{_fmt(e.get('content_chroma_corr')):>8}{_fmt(e.get('content_retrieval')):>10}"
+                     f"{_fmt(e.get('content_retrieval_chance')):>8}{_fmt(e.get('n'), 'd'):>6}")
     rec = metrics.get("reconstruction")
     if rec:
         lines += ["", f"reconstruction: log-mel L1 {_fmt(rec.get('logmel_l1_db'), '.2f')} dB, "

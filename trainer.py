@@ -1,14 +1,19 @@
-"""One trainer for both model families, readable top to bottom.
+"""Training, from configs to checkpoints: one trainer for both model families, readable top to bottom.
 
     python trainer.py --data Data/synthetic --preset demo --out vae_logs
     python trainer.py --data /path/to/GTZAN/Data --preset full --out vae_logs/full   # GPU
     torchrun --nproc_per_node 4 trainer.py --data ... --preset full --out ...         # DDP
 
+Training has two phases (as RAVE's): the VAE phase (reconstruction + beta x KL + the latent
+genre adversary), then, from ``train.gan_start``, the adversarial phase (``_gan_step``): the
+encoder is frozen and the decoder learns against the critics of :mod:`discriminator`.
+
 Re-running the same command resumes from ``<out>/latest.pt`` (``--fresh`` starts over).
-Every checkpoint is one self-describing dict (configs, weights, optimiser, scheduler, RNG
-states, epoch and step, beta state, genre map, per-genre latent means) written atomically
-and read back with ``torch.load(weights_only=True)``; :func:`load_model` rebuilds the
-model from the file alone.
+Every checkpoint is one self-describing dict (configs, weights, optimisers, scheduler, RNG
+states, epoch and step, beta state, genre map, per-genre latent means, the critics)
+written atomically and read back with ``torch.load(weights_only=True)``; :func:`load_model`
+rebuilds the model from the file alone. ``best.pt`` is the epoch with the lowest validation
+``select`` (see ``_valid_step``).
 
 Public API
 ----------
@@ -17,7 +22,7 @@ BetaSchedule                    KL weight: linear warm-up or cyclical, from the 
 EfficientLoss                   the mel VAE's loss, a dict of named terms
 Family, register, get_family    the family registry: one typed record per model family
 configs(family, preset, ...)    the audio, model and training configs of a family's preset
-MemoryEfficientTrainer          the loop: AMP, accumulation, clipping, validation, checkpoints
+MemoryEfficientTrainer          the loop: both phases, AMP, accumulation, clipping, validation, checkpoints
 build_model / load_model        family -> model; checkpoint -> model
 save_checkpoint / load_checkpoint / newest_checkpoint
 """
@@ -667,8 +672,12 @@ class MemoryEfficientTrainer:
                 break
         return torch.cat(mus), torch.cat(logvars), torch.cat(labels)
 
-    def _latent_health(self) -> dict:
-        mu, _, labels = self.encode_dataset(self.train_data)
+    def _latent_health(self, max_segments: int = 256) -> dict:
+        """Active units and the per-genre latent means (for the shift), from at most
+        ``max_segments`` training segments spread evenly over the set."""
+        n = len(self.train_data)
+        mu, _, labels = self.encode_dataset(torch.utils.data.Subset(self.train_data,
+                                                                    range(0, n, max(1, math.ceil(n / max_segments)))))
         means = torch.stack([mu[labels == g].mean(0) if (labels == g).any() else torch.zeros(mu.shape[1])
                              for g in range(len(self.genres))])
         self.genre_means = means                                        # (G, D)

@@ -147,7 +147,7 @@ class GenreTransfer:
         if whole_only and len(starts) > 1 and starts[-1] + size > total:
             starts = starts[:-1]
         padded = fit_frames(seq, starts[-1] + size, -1.0 if mel else 0.0)                  # silence past the end
-        cut = torch.stack([padded[..., s:s + size] for s in starts])                        # (W, 1, M, size) | (W, 1, size)
+        cut = torch.stack([padded[..., s:s + size] for s in starts])     # (W, 1, M, size) | (W, 1, size)
         x = fit_frames(cut, self.audio.frames) if mel else self.model.prepare(cut[:, 0])
         return Windows(x, starts, size, total)
 
