@@ -91,7 +91,8 @@ class TrainConfig:
     # is frozen and the decoder learns against a genre-conditional mel discriminator on
     # reconstructions and on decodes told a random other genre ("swapped"), while a genre
     # classifier, trained on real mels during the VAE phase and then frozen, asks each swapped
-    # decode to be heard as its target genre. Cycle: re-encoding a swapped decode gives mu back.
+    # decode to be heard as its target genre. Cycle terms: re-encoding a swapped decode gives mu
+    # back, and decoding that with the source genre gives the input back.
     gan_start: int = -1                 # -1: no adversarial phase (and no classifier)
     gan_lr: float = 1e-4                # Adam of the decoder and genre embedding in that phase
     gan_lr_d: float = 2e-4              # Adam of the discriminator
@@ -101,6 +102,7 @@ class TrainConfig:
     gan_adv_weight: float = 1.0         # hinge loss of reconstructions and of swapped decodes
     gan_genre_weight: float = 1.0       # the frozen classifier's cross-entropy of swapped decodes
     gan_cycle_weight: float = 1.0       # |mu(swapped decode) - mu|
+    gan_cycle_x_weight: float = 0.0     # reconstruction term of decode(mu(swapped decode), source genre)
     gan_scales: tuple = (1, 2, 4)       # time pooling of the discriminator's scales
     gan_channels: tuple = (32, 64, 128, 128)
 
@@ -615,16 +617,20 @@ class MemoryEfficientTrainer:
                 d_real = disc(real, genre)
             d_rec, d_swap = disc(mel_rec, genre), disc(mel_swap, target)
             logits = critics.classifier(mel_swap)
-            _, mu_swap, _ = core.encode(core.as_input(swapped))
-            terms = {"gan_rec": self.loss({"recon": rec, "target": x if core.family == "mel" else x[:, 0],
-                                           "mu": mu, "logvar": logvar}, genre, 0.0)["recon"],
-                     "gan_fm": feature_matching_loss(d_real, d_rec),
+            recon_term = lambda y: self.loss({"recon": y, "target": x if core.family == "mel" else x[:, 0],  # noqa: E731
+                                              "mu": mu, "logvar": logvar}, genre, 0.0)["recon"]
+            terms = {"gan_rec": recon_term(rec), "gan_fm": feature_matching_loss(d_real, d_rec),
                      "gan_adv": g_hinge_loss(d_rec) + g_hinge_loss(d_swap),
-                     "gan_genre": F.cross_entropy(logits.float(), target),
-                     "gan_cycle": (mu_swap.float() - mu.float()).abs().mean()}
-            terms["total"] = (cfg.gan_rec_weight * terms["gan_rec"] + cfg.gan_fm_weight * terms["gan_fm"]
-                              + cfg.gan_adv_weight * terms["gan_adv"] + cfg.gan_genre_weight * terms["gan_genre"]
-                              + cfg.gan_cycle_weight * terms["gan_cycle"])
+                     "gan_genre": F.cross_entropy(logits.float(), target)}
+            if cfg.gan_cycle_weight > 0 or cfg.gan_cycle_x_weight > 0:
+                _, mu_swap, _ = core.encode(core.as_input(swapped))
+                terms["gan_cycle"] = (mu_swap.float() - mu.float()).abs().mean()
+                if cfg.gan_cycle_x_weight > 0:
+                    terms["gan_cycle_x"] = recon_term(core.decode(mu_swap, genre))
+            weights = {"gan_rec": cfg.gan_rec_weight, "gan_fm": cfg.gan_fm_weight, "gan_adv": cfg.gan_adv_weight,
+                       "gan_genre": cfg.gan_genre_weight, "gan_cycle": cfg.gan_cycle_weight,
+                       "gan_cycle_x": cfg.gan_cycle_x_weight}
+            terms["total"] = sum(weights[k] * v for k, v in terms.items())
         opt_g = self.gan_optimizers["generator"]
         opt_g.zero_grad(set_to_none=True)
         terms["total"].backward()

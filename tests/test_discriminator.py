@@ -46,7 +46,7 @@ def test_feature_matching_is_zero_for_the_same_mels_and_the_classifier_reads_any
 
 
 def _tiny_trainer(tmp_path, family="mel"):
-    audio, model_cfg, train_cfg = trainer.configs(family, "tiny", train={"gan_start": 0})
+    audio, model_cfg, train_cfg = trainer.configs(family, "tiny", train={"gan_start": 0, "gan_cycle_x_weight": 1.0})
     torch.manual_seed(0)
     fam = trainer.get_family(family)
     wave = torch.randn(40, audio.segment_samples) * 0.1
@@ -71,6 +71,6 @@ def test_one_adversarial_step_changes_decoder_and_discriminator_not_the_encoder(
              "clf": snap(tr.critics.classifier)}
     changed = {name: any(not torch.equal(before[name][k], after[name][k]) for k in before[name]) for name in before}
     assert changed == {"decoder": True, "encoder": False, "disc": True, "clf": False}, changed
-    assert {"gan_rec", "gan_fm", "gan_adv", "gan_genre", "gan_cycle", "gan_d", "total"} <= set(terms)
+    assert {"gan_rec", "gan_fm", "gan_adv", "gan_genre", "gan_cycle", "gan_cycle_x", "gan_d", "total"} <= set(terms)
     assert all(torch.isfinite(v).all() for v in terms.values())
     assert tr.step == 1
