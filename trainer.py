@@ -99,7 +99,8 @@ class TrainConfig:
     classifier_lr: float = 1e-3         # Adam of the genre classifier (VAE phase)
     gan_rec_weight: float = 10.0        # the family's reconstruction term
     gan_fm_weight: float = 10.0         # feature matching on reconstructions
-    gan_adv_weight: float = 1.0         # hinge loss of reconstructions and of swapped decodes
+    gan_adv_weight: float = 1.0         # hinge loss of reconstructions ...
+    gan_swap_weight: float = 1.0        # ... and of swapped decodes (told their target genre)
     gan_genre_weight: float = 1.0       # the frozen classifier's cross-entropy of swapped decodes
     gan_cycle_weight: float = 1.0       # |mu(swapped decode) - mu|
     gan_cycle_x_weight: float = 0.0     # reconstruction term of decode(mu(swapped decode), source genre)
@@ -603,8 +604,9 @@ class MemoryEfficientTrainer:
                 z, mu, logvar = core.encode(x)
             rec, swapped = core.decode(z, genre), core.decode(z, target)
             real, mel_rec, mel_swap = core.mel_view(x), core.mel_view(rec), core.mel_view(swapped)
-            d_loss = d_hinge_loss(disc(real, genre), disc(torch.cat([mel_rec, mel_swap]).detach(),
-                                                          torch.cat([genre, target])))
+            fakes = (torch.cat([mel_rec, mel_swap]), torch.cat([genre, target])) if cfg.gan_swap_weight > 0 \
+                else (mel_rec, genre)                                   # swapped decodes are fakes when judged
+            d_loss = d_hinge_loss(disc(real, genre), disc(fakes[0].detach(), fakes[1]))
         opt_d = self.gan_optimizers["discriminator"]
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
@@ -620,7 +622,7 @@ class MemoryEfficientTrainer:
             recon_term = lambda y: self.loss({"recon": y, "target": x if core.family == "mel" else x[:, 0],  # noqa: E731
                                               "mu": mu, "logvar": logvar}, genre, 0.0)["recon"]
             terms = {"gan_rec": recon_term(rec), "gan_fm": feature_matching_loss(d_real, d_rec),
-                     "gan_adv": g_hinge_loss(d_rec) + g_hinge_loss(d_swap),
+                     "gan_adv": g_hinge_loss(d_rec), "gan_adv_swap": g_hinge_loss(d_swap),
                      "gan_genre": F.cross_entropy(logits.float(), target)}
             if cfg.gan_cycle_weight > 0 or cfg.gan_cycle_x_weight > 0:
                 _, mu_swap, _ = core.encode(core.as_input(swapped))
@@ -628,7 +630,7 @@ class MemoryEfficientTrainer:
                 if cfg.gan_cycle_x_weight > 0:
                     terms["gan_cycle_x"] = recon_term(core.decode(mu_swap, genre))
             weights = {"gan_rec": cfg.gan_rec_weight, "gan_fm": cfg.gan_fm_weight, "gan_adv": cfg.gan_adv_weight,
-                       "gan_genre": cfg.gan_genre_weight, "gan_cycle": cfg.gan_cycle_weight,
+                       "gan_adv_swap": cfg.gan_swap_weight, "gan_genre": cfg.gan_genre_weight, "gan_cycle": cfg.gan_cycle_weight,
                        "gan_cycle_x": cfg.gan_cycle_x_weight}
             terms["total"] = sum(weights[k] * v for k, v in terms.items())
         opt_g = self.gan_optimizers["generator"]

@@ -71,6 +71,7 @@ def test_one_adversarial_step_changes_decoder_and_discriminator_not_the_encoder(
              "clf": snap(tr.critics.classifier)}
     changed = {name: any(not torch.equal(before[name][k], after[name][k]) for k in before[name]) for name in before}
     assert changed == {"decoder": True, "encoder": False, "disc": True, "clf": False}, changed
-    assert {"gan_rec", "gan_fm", "gan_adv", "gan_genre", "gan_cycle", "gan_cycle_x", "gan_d", "total"} <= set(terms)
+    assert {"gan_rec", "gan_fm", "gan_adv", "gan_adv_swap", "gan_genre", "gan_cycle", "gan_cycle_x", "gan_d",
+            "total"} <= set(terms)
     assert all(torch.isfinite(v).all() for v in terms.values())
     assert tr.step == 1
