@@ -5,7 +5,7 @@ output), so one module serves every model family.
 
 - :class:`MelDiscriminator` judges whether a mel is a real clip *of a given genre*. It sees
   the mel at a few time scales (the input, then average-pooled over time), each through
-  its own stack of strided 2-D convolutions with spectral normalisation, and is told the
+  its own stack of strided 2-D convolutions (spectral or weight normalisation), and is told the
   genre by projection (Miyato & Koyama 2018): a patch with features h scores
   ``psi(h) + <embed(y), h>``. Its layers' features serve feature matching.
 - :class:`GenreClassifier` is a small CNN trained on real mels only, then frozen: its
@@ -21,6 +21,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import spectral_norm
+from torch.nn.utils.parametrizations import weight_norm
+
+NORMS = {"spectral": spectral_norm, "weight": weight_norm, "none": lambda module: module}
 
 
 class ScaleDiscriminator(nn.Module):
@@ -32,20 +35,24 @@ class ScaleDiscriminator(nn.Module):
     channels : output channels of the strided convolutions, one per layer
     strides : (freq, time) stride of each layer
     kernel : kernel size of every convolution
+    norm : "spectral" (Lipschitz-bounded, slow to learn at this size), "weight" or "none"
     """
 
     def __init__(self, n_genres: int, channels=(32, 64, 128, 128),
-                 strides=((2, 2), (2, 2), (2, 2), (2, 1)), kernel: int = 3):
+                 strides=((2, 2), (2, 2), (2, 2), (2, 1)), kernel: int = 3, norm: str = "spectral"):
         super().__init__()
         if len(channels) != len(strides):
             raise ValueError(f"ScaleDiscriminator: {len(channels)} channels but {len(strides)} strides")
+        if norm not in NORMS:
+            raise ValueError(f"ScaleDiscriminator: norm {norm!r}, expected one of {sorted(NORMS)}")
+        wrap = NORMS[norm]
         layers, c_in = [], 1
         for c_out, stride in zip(channels, strides):
-            layers.append(spectral_norm(nn.Conv2d(c_in, c_out, kernel, stride=tuple(stride), padding=kernel // 2)))
+            layers.append(wrap(nn.Conv2d(c_in, c_out, kernel, stride=tuple(stride), padding=kernel // 2)))
             c_in = c_out
         self.layers = nn.ModuleList(layers)
-        self.psi = spectral_norm(nn.Conv2d(c_in, 1, 1))
-        self.embed = spectral_norm(nn.Embedding(n_genres, c_in))
+        self.psi = wrap(nn.Conv2d(c_in, 1, 1))
+        self.embed = spectral_norm(nn.Embedding(n_genres, c_in)) if norm == "spectral" else nn.Embedding(n_genres, c_in)
 
     def forward(self, x: torch.Tensor, genre: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(logits [B, M', F'] one per patch, every layer's features [B, C_l, M_l, F_l])."""
@@ -64,10 +71,10 @@ class MelDiscriminator(nn.Module):
     (``scales``: the pooling factor over time, 1 = the input itself).
     """
 
-    def __init__(self, n_genres: int, scales=(1, 2, 4), channels=(32, 64, 128, 128)):
+    def __init__(self, n_genres: int, scales=(1, 2, 4), channels=(32, 64, 128, 128), norm: str = "spectral"):
         super().__init__()
         self.scales = tuple(scales)
-        self.nets = nn.ModuleList(ScaleDiscriminator(n_genres, channels) for _ in self.scales)
+        self.nets = nn.ModuleList(ScaleDiscriminator(n_genres, channels, norm=norm) for _ in self.scales)
 
     def forward(self, x: torch.Tensor, genre: torch.Tensor) -> list:
         return [net(x if s == 1 else F.avg_pool2d(x, (1, s)), genre) for s, net in zip(self.scales, self.nets)]
@@ -100,9 +107,10 @@ class GenreClassifier(nn.Module):
 class Critics(nn.Module):
     """The discriminator and the genre classifier of one training run."""
 
-    def __init__(self, n_genres: int, n_mels: int, scales=(1, 2, 4), channels=(32, 64, 128, 128)):
+    def __init__(self, n_genres: int, n_mels: int, scales=(1, 2, 4), channels=(32, 64, 128, 128),
+                 norm: str = "spectral"):
         super().__init__()
-        self.discriminator = MelDiscriminator(n_genres, scales, channels)
+        self.discriminator = MelDiscriminator(n_genres, scales, channels, norm)
         self.classifier = GenreClassifier(n_genres, n_mels)
 
 

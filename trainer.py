@@ -106,6 +106,7 @@ class TrainConfig:
     gan_cycle_x_weight: float = 0.0     # reconstruction term of decode(mu(swapped decode), source genre)
     gan_scales: tuple = (1, 2, 4)       # time pooling of the discriminator's scales
     gan_channels: tuple = (32, 64, 128, 128)
+    gan_norm: str = "spectral"          # the discriminator's weight normalisation: spectral | weight | none
 
 
 # beta 0.005, adversary weight 0.02 and the frequency-gradient term: see the README's design notes.
@@ -422,7 +423,8 @@ class MemoryEfficientTrainer:
             if not getattr(model_cfg, "conditional", False):
                 raise InputError("train.gan_start >= 0: the adversarial phase decodes with other genres and needs "
                                  "a genre-conditional decoder (model.conditional=True), or set train.gan_start=-1")
-            self.critics = Critics(len(self.genres), audio.n_mels, cfg.gan_scales, cfg.gan_channels).to(self.device)
+            self.critics = Critics(len(self.genres), audio.n_mels, cfg.gan_scales, cfg.gan_channels,
+                                  cfg.gan_norm).to(self.device)
             adam = lambda params, lr, betas=(0.9, 0.999): torch.optim.Adam(params, lr=lr, betas=betas)  # noqa: E731
             self.gan_optimizers = {
                 "classifier": adam(self.critics.classifier.parameters(), cfg.classifier_lr),

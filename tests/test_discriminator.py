@@ -8,9 +8,10 @@ from discriminator import Critics, GenreClassifier, MelDiscriminator, d_hinge_lo
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_the_discriminators_score_depends_on_the_genre_it_is_given():
+@pytest.mark.parametrize("norm", ["spectral", "weight", "none"])
+def test_the_discriminators_score_depends_on_the_genre_it_is_given(norm):
     torch.manual_seed(0)
-    disc = MelDiscriminator(10, scales=(1, 2), channels=(8, 16, 16, 16)).eval()   # eval: no power iteration
+    disc = MelDiscriminator(10, scales=(1, 2), channels=(8, 16, 16, 16), norm=norm).eval()   # eval: no power iteration
     x = torch.rand(3, 1, 128, 64) * 2 - 1
     outs = {g: disc(x, torch.full((3,), g)) for g in (0, 5)}
     for (a, feats_a), (b, feats_b) in zip(outs[0], outs[5]):
@@ -43,6 +44,8 @@ def test_feature_matching_is_zero_for_the_same_mels_and_the_classifier_reads_any
     assert clf(torch.rand(2, 1, 128, 48)).shape == clf(torch.rand(2, 1, 128, 128)).shape == (2, 10)
     with pytest.raises(ValueError, match="8 mel bands"):
         GenreClassifier(10, 8)
+    with pytest.raises(ValueError, match="norm 'batch'"):
+        MelDiscriminator(10, norm="batch")
 
 
 def _tiny_trainer(tmp_path, family="mel"):
