@@ -47,9 +47,10 @@ def round_trip(records, cache: AudioCache, cfg: AudioConfig, out_dir: Path) -> l
     return rows
 
 
-# The demo's sweep: conditional decoding, the method the adversarial phase trains for, over
-# three strengths; the latent shift at three (it extrapolates beyond 1).
-DEMO_STRENGTHS = {"conditional": [0.5, 1.0, 2.0], "shift": [1.0, 2.0, 4.0]}
+# The demo's sweep, kept short for its time budget: conditional decoding at the strength the
+# adversarial phase trains for, and the latent shift at 2 (it extrapolates beyond 1).
+# evaluation.evaluate_model's default sweeps more strengths.
+DEMO_STRENGTHS = {"conditional": [1.0], "shift": [2.0]}
 
 
 def listening_examples(tr, picks, out_dir: Path, data: Path) -> Path | None:
