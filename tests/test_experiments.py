@@ -50,7 +50,7 @@ def test_variant_trains_one_step_reloads_and_transfers(variant, comparison, tmp_
     assert state["family"] == variant.family and state["genre_means"].shape[0] == 10
     x, _ = next(iter(torch.utils.data.DataLoader(valid, batch_size=2)))
     x = model.prepare(x.float())
-    built.model.eval()
+    built.model.eval().to(memory_format=torch.contiguous_format)   # trained channels-last; compare like for like
     assert torch.allclose(model.encode(x)[1], built.model.encode(x)[1], atol=1e-6)
 
     from transfer import GenreTransfer
