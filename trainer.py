@@ -611,9 +611,10 @@ class MemoryEfficientTrainer:
                 z, mu, logvar = core.encode(x)
             rec, swapped = core.decode(z, genre), core.decode(z, target)
             real, mel_rec, mel_swap = core.mel_view(x), core.mel_view(rec), core.mel_view(swapped)
-            fakes = (torch.cat([mel_rec, mel_swap]), torch.cat([genre, target])) if cfg.gan_swap_weight > 0 \
-                else (mel_rec, genre)                                   # swapped decodes are fakes when judged
-            d_loss = d_hinge_loss(disc(real, genre), disc(fakes[0].detach(), fakes[1]))
+            judge_swapped = cfg.gan_swap_weight > 0                     # swapped decodes are fakes when judged
+            fakes, fake_genres = (torch.cat([mel_rec, mel_swap]), torch.cat([genre, target])) if judge_swapped \
+                else (mel_rec, genre)
+            d_loss = d_hinge_loss(disc(real, genre), disc(fakes.detach(), fake_genres))
         opt_d = self.gan_optimizers["discriminator"]
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
@@ -624,13 +625,14 @@ class MemoryEfficientTrainer:
         with torch.autocast(**self.autocast):
             with torch.no_grad():
                 d_real = disc(real, genre)
-            d_rec, d_swap = disc(mel_rec, genre), disc(mel_swap, target)
+            d_rec = disc(mel_rec, genre)
             logits = critics.classifier(mel_swap)
             recon_term = lambda y: self.loss({"recon": y, "target": x if core.family == "mel" else x[:, 0],  # noqa: E731
                                               "mu": mu, "logvar": logvar}, genre, 0.0)["recon"]
             terms = {"gan_rec": recon_term(rec), "gan_fm": feature_matching_loss(d_real, d_rec),
-                     "gan_adv": g_hinge_loss(d_rec), "gan_adv_swap": g_hinge_loss(d_swap),
-                     "gan_genre": F.cross_entropy(logits.float(), target)}
+                     "gan_adv": g_hinge_loss(d_rec), "gan_genre": F.cross_entropy(logits.float(), target)}
+            if judge_swapped:
+                terms["gan_adv_swap"] = g_hinge_loss(disc(mel_swap, target))
             if cfg.gan_cycle_weight > 0 or cfg.gan_cycle_x_weight > 0:
                 _, mu_swap, _ = core.encode(core.as_input(swapped))
                 terms["gan_cycle"] = (mu_swap.float() - mu.float()).abs().mean()
