@@ -48,9 +48,10 @@ def round_trip(records, cache: AudioCache, cfg: AudioConfig, out_dir: Path) -> l
 
 
 # The demo's sweep, kept short for its time budget: conditional decoding at the strength the
-# adversarial phase trains for, and the latent shift at 2 (it extrapolates beyond 1).
+# adversarial phase trains for (the listening page still has the latent shift at 1).
 # evaluation.evaluate_model's default sweeps more strengths.
-DEMO_STRENGTHS = {"conditional": [1.0], "shift": [2.0]}
+DEMO_STRENGTHS = {"conditional": [1.0]}
+SELECT_SECONDS = 5.0     # the first seconds of each validation clip scored when choosing a checkpoint
 
 
 def listening_examples(tr, picks, out_dir: Path, data: Path) -> Path | None:
@@ -77,6 +78,28 @@ def listening_examples(tr, picks, out_dir: Path, data: Path) -> Path | None:
                            f"{tr.model.family} VAE: source, transfer, ground truth")
 
 
+def choose_checkpoint(best: Path, valid, judge, reference, cache) -> tuple[Path, list[dict]]:
+    """best.pt or one of the adversarial epochs the run kept (``train.snapshots``), whichever the
+    judge hears best on the validation split (:func:`evaluation.select_checkpoint`)."""
+    paths = {best.name: best}
+    transfers = {best.name: GenreTransfer.from_checkpoint(best)}
+    epochs = {transfers[best.name].state["epoch"]}
+    for snap in trainer.epoch_snapshots(best.parent):
+        tr = GenreTransfer.from_checkpoint(snap)
+        if tr.state["epoch"] not in epochs:                     # best.pt is a copy of one of them
+            paths[snap.name], transfers[snap.name] = snap, tr
+            epochs.add(tr.state["epoch"])
+    if len(transfers) == 1 or not valid:
+        return best, []
+    chosen, rows = ev.select_checkpoint(transfers, valid, judge, reference, SELECT_SECONDS, cache)
+    print("checkpoint chosen on the validation split (judged own genre + success + content):")
+    for r in rows:
+        print(f"  {r['checkpoint']:<12} epoch {r['epoch']:>3}  own genre {r['own_genre']:.2f}  success "
+              f"{r['success']:.2f}  content {r['content']:.2f}  score {r['score']:.2f}"
+              + ("  <- chosen" if r["checkpoint"] == chosen else ""))
+    return paths[chosen], rows
+
+
 def train_and_evaluate(family: str, preset: str, args, data: Path, splits: dict, judge, picks, out: Path,
                        logs: Path) -> dict:
     """Train one family (resuming a run in logs/<family>), write its listening examples, and
@@ -89,14 +112,16 @@ def train_and_evaluate(family: str, preset: str, args, data: Path, splits: dict,
         cmd += ["--set", *args.train_set]
     best = trainer.main(cmd)
     (run / "judge.npz").write_bytes((logs / "judge.npz").read_bytes())
+    synthetic = (Path(data) / "synthetic_manifest.csv").exists()
+    reference = [r for s in splits.values() for r in s] if synthetic else None
+    best, selection = choose_checkpoint(best, splits["valid"], judge, reference, DataLoad(data).cache)
     tr = GenreTransfer.from_checkpoint(best, judge_path=run / "judge.npz")
     figure = listening_examples(tr, picks, out / family, Path(data))
-    synthetic = (Path(data) / "synthetic_manifest.csv").exists()
-    metrics = ev.evaluate_model(tr, splits["test"], judge,
-                                reference_records=[r for s in splits.values() for r in s] if synthetic else None,
+    metrics = ev.evaluate_model(tr, splits["test"], judge, reference_records=reference,
                                 strengths=DEMO_STRENGTHS, cache=DataLoad(data).cache,
                                 max_seconds=4.0 if args.quick else None,
-                                model_info={"name": f"{family} VAE", "preset": preset, "checkpoint": str(best)})
+                                model_info={"name": f"{family} VAE", "preset": preset, "checkpoint": str(best),
+                                            "selection": selection})
     ev.write_metrics(out / family / "metrics.json", metrics)
     print(f"\n== {family} VAE ({preset}) on the test split ==")
     print(ev.summary_table(metrics))

@@ -1316,3 +1316,52 @@ def score_clips(clips, judge, reference_records=None, cache=None) -> dict:
             "baselines": {"identity": evaluate_transfer(outputs=sources, **common)},
             "reconstruction": recon,
             "clips": {"files": [r.name for r in clips.records], "target_genre": clips.target_genre}}
+
+
+def select_checkpoint(transfers: Mapping, records, judge, reference_records=None, max_seconds: float | None = 5.0,
+                      cache=None, seed: int = 0) -> tuple[str, list[dict]]:
+    """Choose among one run's checkpoints by what the judge hears on held-out clips.
+
+    Each candidate decodes ``records`` (the validation split: the test split stays unseen)
+    with the source genre and, at conditional strength 1, with a random other genre (the same
+    targets for every candidate). Its score is the share of reconstructions the judge hears as
+    their own genre + transfer success + content retrieval (without a reference, the chroma
+    correlation with the source), the three figures the adversarial phase trades off.
+
+    Parameters
+    ----------
+    transfers : {name: transfer.GenreTransfer}, e.g. best.pt and the kept epoch<N>.pt
+    records, judge, reference_records, max_seconds, cache, seed : as :func:`evaluate_model`
+
+    Returns
+    -------
+    (the chosen name, one row per candidate {"checkpoint", "epoch", "own_genre", "success",
+    "content", "score"})
+    """
+    if not transfers:
+        raise ValueError("select_checkpoint: no checkpoints to choose from")
+    first = next(iter(transfers.values()))
+    sr, judge_sr, genres = first.audio.sample_rate, judge.sr, first.genres
+    load = clip_reader(records, sr, cache, max_seconds)
+    sources = [load(r) for r in records]
+    labels = [r.label for r in records]
+    targets = _other_genres(labels, len(genres), seed)
+    content_ids = [r.content_id for r in records] if all(r.content_id is not None for r in records) else None
+    reference = None
+    if reference_records is not None and content_ids is not None:
+        ref_load = clip_reader(reference_records, judge_sr, cache, max_seconds)
+        reference = ChromaReference.from_audio({(r.content_id, r.label): ref_load(r) for r in reference_records},
+                                               judge_sr)
+    judged_sources = [resample(a, sr, judge_sr) for a in sources]
+    rows = []
+    for name, tr in tqdm(transfers.items(), desc="choosing a checkpoint", leave=False):
+        def decode(genres_out):
+            return [resample(tr.transfer_mono(a, genres[s], genres[t], "conditional", 1.0 if s != t else 0.0),
+                             sr, judge_sr) for a, s, t in zip(sources, labels, genres_out)]
+        own = float(np.mean(np.asarray(judge.predict(decode(labels), judge_sr)) == np.asarray(labels)))
+        scores = evaluate_transfer(judge, judged_sources, decode(targets), labels, targets, judge_sr,
+                                   content_ids, reference)
+        content = scores["content_retrieval"] if reference is not None else scores["content_chroma_corr"]
+        rows.append({"checkpoint": name, "epoch": tr.state.get("epoch"), "own_genre": own,
+                     "success": scores["success"], "content": content, "score": own + scores["success"] + content})
+    return max(rows, key=lambda r: r["score"])["checkpoint"], rows

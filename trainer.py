@@ -107,6 +107,10 @@ class TrainConfig:
     gan_scales: tuple = (1, 2, 4)       # time pooling of the discriminator's scales
     gan_channels: tuple = (32, 64, 128, 128)
     gan_norm: str = "spectral"          # the discriminator's weight normalisation: spectral | weight | none
+    # The adversarial phase swings from epoch to epoch (the judge can hear a third fewer transfers
+    # one epoch than the next), so the last `snapshots` epochs of it are kept as epoch<N>.pt for
+    # evaluation.select_checkpoint to choose from on held-out clips.
+    snapshots: int = 0
 
 
 # beta 0.005, adversary weight 0.02, the frequency-gradient term and the demo's adversarial phase
@@ -116,9 +120,9 @@ TRAIN_PRESETS = {
     "demo": dict(epochs=21, batch_size=16, lr=1e-3, warmup_steps=50, beta_max=0.005,
                  beta_warmup_steps=400, free_bits=0.02, adv_weight=0.02, freq_grad_weight=1.0,
                  gan_start=444, gan_lr=2e-4, gan_lr_d=2e-4, gan_cycle_weight=3.0,
-                 gan_channels=(16, 32, 64, 64), gan_norm="weight"),
+                 gan_channels=(16, 32, 64, 64), gan_norm="none", snapshots=3),
     "tiny": dict(epochs=2, batch_size=4, lr=1e-3, warmup_steps=1, beta_warmup_steps=4, beta_max=0.1,
-                 gan_start=6, gan_scales=(1, 2), gan_channels=(8, 16, 16, 16)),
+                 gan_start=6, gan_scales=(1, 2), gan_channels=(8, 16, 16, 16), snapshots=2),
 }
 
 
@@ -342,6 +346,12 @@ def load_model(path, device="cpu", family: str | None = None, expect: dict | Non
     model = fam.model(config_from_dict(fam.config_cls, state["model"]), audio)
     model.load_state_dict(state["weights"])
     return model.to(device).eval(), state
+
+
+def epoch_snapshots(run) -> list[Path]:
+    """The epoch<N>.pt snapshots a run kept (``train.snapshots``), oldest first."""
+    found = [p for p in Path(run).glob("epoch*.pt") if p.stem[5:].isdigit()]
+    return sorted(found, key=lambda p: int(p.stem[5:]))
 
 
 def newest_checkpoint(root="vae_logs", name: str = "best.pt") -> Path:
@@ -730,6 +740,10 @@ class MemoryEfficientTrainer:
                     self.best_val = val["select"]
                     self.save("best.pt")
                 self.save("latest.pt")
+                if self.adversarial and self.cfg.snapshots > 0:
+                    self.save(f"epoch{self.epoch}.pt")
+                    for old in epoch_snapshots(self.out)[:-self.cfg.snapshots]:
+                        old.unlink()
                 tqdm.write(f"epoch {self.epoch}: train {train['total']:.4f}  valid {val['total']:.4f}  "
                            f"select {val['select']:.4f}  active {health['active_units']}/{health['latent_dim']}"
                            + ("  (adversarial)" if self.adversarial else ""))

@@ -16,9 +16,17 @@ def test_quick_demo_writes_metrics_wavs_and_the_listening_page(tmp_path):
         saved = json.loads((out / family / "metrics.json").read_text())
         assert saved["model"]["family"] == family
         assert saved["judge"]["heldout_accuracy"] > 0.5                   # 10 genres: chance is 0.1
-        for method in ("shift", "conditional"):
+        for method in demo.DEMO_STRENGTHS:
             rows = saved["transfer"][method]
             assert rows and all(0.0 <= r["success"] <= 1.0 and r["content_retrieval"] is not None for r in rows)
+        selection = saved["model"]["selection"]                           # best.pt and the kept epochs
+        if family == "mel":
+            assert len(selection) >= 2 and len({r["epoch"] for r in selection}) == len(selection)
+            chosen = max(selection, key=lambda r: r["score"])
+            assert saved["model"]["checkpoint"].endswith(chosen["checkpoint"])
+            assert saved["model"]["checkpoint_epoch"] == chosen["epoch"]
+            for r in selection:
+                assert r["score"] == r["own_genre"] + r["success"] + r["content"]
         assert 0 <= saved["latent"]["active_units"] <= saved["latent"]["latent_dim"]
         assert np.isfinite(saved["reconstruction"]["logmel_l1_db"])
         assert 0.0 <= saved["reconstruction"]["own_genre"] <= 1.0

@@ -145,6 +145,8 @@ def test_sigkill_mid_epoch_then_rerun_matches_an_uninterrupted_run(synthetic_roo
         assert a.keys() == b.keys() and len(a) > 0
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert not list(killed.glob("*.tmp"))                       # atomic writes leave nothing behind
+    kept = [[p.name for p in trainer.epoch_snapshots(run)] for run in (full, killed)]
+    assert kept[0] == kept[1] == ["epoch3.pt", "epoch4.pt"]     # the last train.snapshots adversarial epochs
 
 
 def test_two_process_ddp_on_gloo(synthetic_root, tmp_path):
