@@ -107,9 +107,9 @@ class TrainConfig:
     gan_scales: tuple = (1, 2, 4)       # time pooling of the discriminator's scales
     gan_channels: tuple = (32, 64, 128, 128)
     gan_norm: str = "spectral"          # the discriminator's weight normalisation: spectral | weight | none
-    # The adversarial phase swings from epoch to epoch (the judge can hear a third fewer transfers
-    # one epoch than the next), so the last `snapshots` epochs of it are kept as epoch<N>.pt for
-    # evaluation.select_checkpoint to choose from on held-out clips.
+    # The adversarial phase swings from epoch to epoch (README design notes), so the last
+    # `snapshots` epochs of it are kept as epoch<N>.pt for evaluation.select_checkpoint to
+    # choose from on held-out clips.
     snapshots: int = 0
 
 
