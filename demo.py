@@ -78,26 +78,25 @@ def listening_examples(tr, picks, out_dir: Path, data: Path) -> Path | None:
                            f"{tr.model.family} VAE: source, transfer, ground truth")
 
 
-def choose_checkpoint(best: Path, valid, judge, reference, cache) -> tuple[Path, list[dict]]:
+def choose_checkpoint(best: Path, valid, judge, reference, cache) -> tuple[Path, GenreTransfer, list[dict]]:
     """best.pt or one of the adversarial epochs the run kept (``train.snapshots``), whichever the
-    judge hears best on the validation split (:func:`evaluation.select_checkpoint`)."""
-    paths = {best.name: best}
-    transfers = {best.name: GenreTransfer.from_checkpoint(best)}
-    epochs = {transfers[best.name].state["epoch"]}
-    for snap in trainer.epoch_snapshots(best.parent):
-        tr = GenreTransfer.from_checkpoint(snap)
+    judge hears best on the validation split (:func:`evaluation.select_checkpoint`): its path,
+    its GenreTransfer and the comparison."""
+    paths, transfers, epochs = {}, {}, set()
+    for path in (best, *trainer.epoch_snapshots(best.parent)):
+        tr = GenreTransfer.from_checkpoint(path)
         if tr.state["epoch"] not in epochs:                     # best.pt is a copy of one of them
-            paths[snap.name], transfers[snap.name] = snap, tr
+            paths[path.name], transfers[path.name] = path, tr
             epochs.add(tr.state["epoch"])
-    if len(transfers) == 1 or not valid:
-        return best, []
-    chosen, rows = ev.select_checkpoint(transfers, valid, judge, reference, SELECT_SECONDS, cache)
-    print("checkpoint chosen on the validation split (judged own genre + success + content):")
-    for r in rows:
-        print(f"  {r['checkpoint']:<12} epoch {r['epoch']:>3}  own genre {r['own_genre']:.2f}  success "
-              f"{r['success']:.2f}  content {r['content']:.2f}  score {r['score']:.2f}"
-              + ("  <- chosen" if r["checkpoint"] == chosen else ""))
-    return paths[chosen], rows
+    chosen, rows = best.name, []
+    if len(transfers) > 1 and valid:
+        chosen, rows = ev.select_checkpoint(transfers, valid, judge, reference, SELECT_SECONDS, cache)
+        print("checkpoint chosen on the validation split (judged own genre + success + content):")
+        for r in rows:
+            print(f"  {r['checkpoint']:<12} epoch {r['epoch']:>3}  own genre {r['own_genre']:.2f}  success "
+                  f"{r['success']:.2f}  content {r['content']:.2f}  score {r['score']:.2f}"
+                  + ("  <- chosen" if r["checkpoint"] == chosen else ""))
+    return paths[chosen], transfers[chosen], rows
 
 
 def train_and_evaluate(family: str, preset: str, args, data: Path, splits: dict, judge, picks, out: Path,
@@ -114,11 +113,11 @@ def train_and_evaluate(family: str, preset: str, args, data: Path, splits: dict,
     (run / "judge.npz").write_bytes((logs / "judge.npz").read_bytes())
     synthetic = (Path(data) / "synthetic_manifest.csv").exists()
     reference = [r for s in splits.values() for r in s] if synthetic else None
-    best, selection = choose_checkpoint(best, splits["valid"], judge, reference, DataLoad(data).cache)
-    tr = GenreTransfer.from_checkpoint(best, judge_path=run / "judge.npz")
+    cache = DataLoad(data).cache
+    best, tr, selection = choose_checkpoint(best, splits["valid"], judge, reference, cache)
     figure = listening_examples(tr, picks, out / family, Path(data))
     metrics = ev.evaluate_model(tr, splits["test"], judge, reference_records=reference,
-                                strengths=DEMO_STRENGTHS, cache=DataLoad(data).cache,
+                                strengths=DEMO_STRENGTHS, cache=cache,
                                 max_seconds=4.0 if args.quick else None,
                                 model_info={"name": f"{family} VAE", "preset": preset, "checkpoint": str(best),
                                             "selection": selection})
