@@ -1185,6 +1185,30 @@ def _other_genres(source_labels, n_genres: int, seed: int) -> list[int]:
     return [int((s + rng.integers(1, n_genres)) % n_genres) for s in source_labels]
 
 
+def _heldout(records, sr: int, judge_sr: int, n_genres: int, reference_records=None, cache=None,
+             max_seconds: float | None = None, seed: int = 0) -> dict:
+    """The clips one evaluation scores: sources at the model's rate and at the judge's, labels,
+    a seeded random other genre per clip, content ids, and (synthetic set) the chroma
+    reference of every rendering with the pool it was built from."""
+    load = clip_reader(records, sr, cache, max_seconds)
+    sources = [load(r) for r in tqdm(records, desc="loading clips", leave=False)]
+    labels = [r.label for r in records]
+    content_ids = [r.content_id for r in records] if all(r.content_id is not None for r in records) else None
+    pool = reference = None
+    if reference_records is not None and content_ids is not None:
+        pool = {(r.content_id, r.label): resample(load(r), sr, judge_sr) for r in reference_records}
+        reference = ChromaReference.from_audio(pool, judge_sr)
+    return {"sources": sources, "judged_sources": [resample(a, sr, judge_sr) for a in sources], "labels": labels,
+            "targets": _other_genres(labels, n_genres, seed), "content_ids": content_ids, "pool": pool,
+            "reference": reference}
+
+
+def _own_genre_share(judge, outputs, sr: int, labels) -> float:
+    """The share of ``outputs`` (at ``sr``) that the judge hears as their own ``labels``."""
+    heard = judge.predict([resample(o, sr, judge.sr) for o in outputs], judge.sr)
+    return float(np.mean(np.asarray(heard) == np.asarray(labels)))
+
+
 def _reconstructions(tr, sources, labels, judge) -> tuple[dict, np.ndarray, np.ndarray]:
     """Each clip decoded with its own genre: the reconstruction error and the share the judge
     hears as that genre; and each window's posterior (mu, logvar) for the latent diagnostics."""
@@ -1196,8 +1220,7 @@ def _reconstructions(tr, sources, labels, judge) -> tuple[dict, np.ndarray, np.n
         mus.append(mu)
         logvars.append(logvar)
     rec = mean_reconstruction(pairs, tr.audio, trim=True)
-    heard = judge.predict([resample(o, tr.audio.sample_rate, judge.sr) for _, o in pairs], judge.sr)
-    rec["own_genre"] = float(np.mean(np.asarray(heard) == np.asarray(labels)))
+    rec["own_genre"] = _own_genre_share(judge, [o for _, o in pairs], tr.audio.sample_rate, labels)
     return rec, mus, logvars
 
 
@@ -1234,22 +1257,15 @@ def evaluate_model(tr, records, judge, reference_records=None,
     """
     strengths = strengths or {"shift": [0.5, 1.0, 2.0, 4.0, 6.0], "conditional": [0.5, 1.0, 2.0]}
     sr, judge_sr = tr.audio.sample_rate, judge.sr
-    load = clip_reader(records, sr, cache, max_seconds)
-    sources = [load(r) for r in tqdm(records, desc="loading clips", leave=False)]
-    src_labels = [r.label for r in records]
-    tgt_labels = _other_genres(src_labels, len(tr.genres), seed)
-    content_ids = [r.content_id for r in records] if all(r.content_id is not None for r in records) else None
+    held = _heldout(records, sr, judge_sr, len(tr.genres), reference_records, cache, max_seconds, seed)
+    sources, judged_sources, src_labels, tgt_labels, content_ids, pool, reference = (
+        held[k] for k in ("sources", "judged_sources", "labels", "targets", "content_ids", "pool", "reference"))
+    same_timing = None if reference is None else _same_timing_renderings(records, tgt_labels, judge_sr, max_seconds)
 
     def to_judge(x):
         return resample(x, sr, judge_sr)
 
-    reference, pool, same_timing = None, None, None
-    if reference_records is not None and content_ids is not None:
-        pool = {(r.content_id, r.label): to_judge(load(r)) for r in reference_records}
-        reference = ChromaReference.from_audio(pool, judge_sr)
-        same_timing = _same_timing_renderings(records, tgt_labels, judge_sr, max_seconds)
     reconstruction, mus, logvars = _reconstructions(tr, sources, src_labels, judge)
-    judged_sources = [to_judge(a) for a in sources]
     transfer = {}
     for method, alphas in strengths.items():
         transfer[method] = []
@@ -1342,25 +1358,17 @@ def select_checkpoint(transfers: Mapping, records, judge, reference_records=None
         raise ValueError("select_checkpoint: no checkpoints to choose from")
     first = next(iter(transfers.values()))
     sr, judge_sr, genres = first.audio.sample_rate, judge.sr, first.genres
-    load = clip_reader(records, sr, cache, max_seconds)
-    sources = [load(r) for r in records]
-    labels = [r.label for r in records]
-    targets = _other_genres(labels, len(genres), seed)
-    content_ids = [r.content_id for r in records] if all(r.content_id is not None for r in records) else None
-    reference = None
-    if reference_records is not None and content_ids is not None:
-        ref_load = clip_reader(reference_records, judge_sr, cache, max_seconds)
-        reference = ChromaReference.from_audio({(r.content_id, r.label): ref_load(r) for r in reference_records},
-                                               judge_sr)
-    judged_sources = [resample(a, sr, judge_sr) for a in sources]
+    held = _heldout(records, sr, judge_sr, len(genres), reference_records, cache, max_seconds, seed)
+    sources, labels, targets, reference = held["sources"], held["labels"], held["targets"], held["reference"]
     rows = []
     for name, tr in tqdm(transfers.items(), desc="choosing a checkpoint", leave=False):
-        def decode(genres_out):
-            return [resample(tr.transfer_mono(a, genres[s], genres[t], "conditional", 1.0 if s != t else 0.0),
-                             sr, judge_sr) for a, s, t in zip(sources, labels, genres_out)]
-        own = float(np.mean(np.asarray(judge.predict(decode(labels), judge_sr)) == np.asarray(labels)))
-        scores = evaluate_transfer(judge, judged_sources, decode(targets), labels, targets, judge_sr,
-                                   content_ids, reference)
+        # conditional decoding at strength 0 is the reconstruction, at 1 the transfer
+        recons = [tr.transfer_mono(a, genres[s], genres[s], "conditional", 0.0) for a, s in zip(sources, labels)]
+        outs = [resample(tr.transfer_mono(a, genres[s], genres[t], "conditional", 1.0), sr, judge_sr)
+                for a, s, t in zip(sources, labels, targets)]
+        own = _own_genre_share(judge, recons, sr, labels)
+        scores = evaluate_transfer(judge, held["judged_sources"], outs, labels, targets, judge_sr,
+                                   held["content_ids"], reference)
         content = scores["content_retrieval"] if reference is not None else scores["content_chroma_corr"]
         rows.append({"checkpoint": name, "epoch": tr.state.get("epoch"), "own_genre": own,
                      "success": scores["success"], "content": content, "score": own + scores["success"] + content})
