@@ -1362,11 +1362,11 @@ def select_checkpoint(transfers: Mapping, records, judge, reference_records=None
     sources, labels, targets, reference = held["sources"], held["labels"], held["targets"], held["reference"]
     rows = []
     for name, tr in tqdm(transfers.items(), desc="choosing a checkpoint", leave=False):
-        # conditional decoding at strength 0 is the reconstruction, at 1 the transfer
-        recons = [tr.transfer_mono(a, genres[s], genres[s], "conditional", 0.0) for a, s in zip(sources, labels)]
-        outs = [resample(tr.transfer_mono(a, genres[s], genres[t], "conditional", 1.0), sr, judge_sr)
-                for a, s, t in zip(sources, labels, targets)]
-        own = _own_genre_share(judge, recons, sr, labels)
+        # one encoding per clip: the transfer and the reconstruction (decoded with the source genre)
+        pairs = [tr.transfer_mono(a, genres[s], genres[t], "conditional", 1.0, return_reconstruction=True)
+                 for a, s, t in zip(sources, labels, targets)]
+        outs = [resample(out, sr, judge_sr) for out, _ in pairs]
+        own = _own_genre_share(judge, [rec for _, rec in pairs], sr, labels)
         scores = evaluate_transfer(judge, held["judged_sources"], outs, labels, targets, judge_sr,
                                    held["content_ids"], reference)
         content = scores["content_retrieval"] if reference is not None else scores["content_chroma_corr"]
