@@ -1335,41 +1335,59 @@ def score_clips(clips, judge, reference_records=None, cache=None) -> dict:
 
 
 def select_checkpoint(transfers: Mapping, records, judge, reference_records=None, max_seconds: float | None = 5.0,
-                      cache=None, seed: int = 0) -> tuple[str, list[dict]]:
-    """Choose among one run's checkpoints by what the judge hears on held-out clips.
+                      cache=None, seed: int = 0, strengths=(1.0,)) -> tuple[str, float, list[dict]]:
+    """Choose among one run's checkpoints, and the conditional strength to decode with, by what
+    the judge hears on held-out clips.
 
     Each candidate decodes ``records`` (the validation split: the test split stays unseen)
-    with the source genre and, at conditional strength 1, with a random other genre (the same
-    targets for every candidate). Its score is the share of reconstructions the judge hears as
-    their own genre + transfer success + content retrieval (without a reference, the chroma
-    correlation with the source), the three figures the adversarial phase trades off.
+    with the source genre and, at the first of ``strengths``, with a random other genre (the
+    same targets for every candidate). Its score is the share of reconstructions the judge
+    hears as their own genre + transfer success + content retrieval (without a reference, the
+    chroma correlation with the source), the three figures the adversarial phase trades off.
+    The winner alone then decodes the same transfers at each further strength (one pass each,
+    not one per candidate), scored the same way with its own-genre share, and the best
+    (checkpoint, strength) row is chosen.
 
     Parameters
     ----------
     transfers : {name: transfer.GenreTransfer}, e.g. best.pt and the kept epoch<N>.pt
     records, judge, reference_records, max_seconds, cache, seed : as :func:`evaluate_model`
+    strengths : conditional strengths to try, the first for comparing checkpoints
 
     Returns
     -------
-    (the chosen name, one row per candidate {"checkpoint", "epoch", "own_genre", "success",
-    "content", "score"})
+    (the chosen name, the chosen strength, one row per candidate and strength {"checkpoint",
+    "epoch", "strength", "own_genre", "success", "content", "score"})
     """
     if not transfers:
         raise ValueError("select_checkpoint: no checkpoints to choose from")
+    strengths = [float(s) for s in strengths]     # transfer_mono checks each
+    if not strengths:
+        raise ValueError("select_checkpoint: no strengths to try")
     first = next(iter(transfers.values()))
     sr, judge_sr, genres = first.audio.sample_rate, judge.sr, first.genres
     held = _heldout(records, sr, judge_sr, len(genres), reference_records, cache, max_seconds, seed)
     sources, labels, targets, reference = held["sources"], held["labels"], held["targets"], held["reference"]
+
+    def row(name, tr, strength, own, outs):
+        scores = evaluate_transfer(judge, held["judged_sources"], [resample(o, sr, judge_sr) for o in outs],
+                                   labels, targets, judge_sr, held["content_ids"], reference)
+        content = scores["content_retrieval"] if reference is not None else scores["content_chroma_corr"]
+        return {"checkpoint": name, "epoch": tr.state.get("epoch"), "strength": strength, "own_genre": own,
+                "success": scores["success"], "content": content, "score": own + scores["success"] + content}
+
     rows = []
     for name, tr in tqdm(transfers.items(), desc="choosing a checkpoint", leave=False):
         # one encoding per clip: the transfer and the reconstruction (decoded with the source genre)
-        pairs = [tr.transfer_mono(a, genres[s], genres[t], "conditional", 1.0, return_reconstruction=True)
+        pairs = [tr.transfer_mono(a, genres[s], genres[t], "conditional", strengths[0], return_reconstruction=True)
                  for a, s, t in zip(sources, labels, targets)]
-        outs = [resample(out, sr, judge_sr) for out, _ in pairs]
         own = _own_genre_share(judge, [rec for _, rec in pairs], sr, labels)
-        scores = evaluate_transfer(judge, held["judged_sources"], outs, labels, targets, judge_sr,
-                                   held["content_ids"], reference)
-        content = scores["content_retrieval"] if reference is not None else scores["content_chroma_corr"]
-        rows.append({"checkpoint": name, "epoch": tr.state.get("epoch"), "own_genre": own,
-                     "success": scores["success"], "content": content, "score": own + scores["success"] + content})
-    return max(rows, key=lambda r: r["score"])["checkpoint"], rows
+        rows.append(row(name, tr, strengths[0], own, [out for out, _ in pairs]))
+    best = max(rows, key=lambda r: r["score"])
+    tr = transfers[best["checkpoint"]]
+    for strength in tqdm(strengths[1:], desc="choosing a strength", leave=False):
+        outs = [tr.transfer_mono(a, genres[s], genres[t], "conditional", strength)
+                for a, s, t in zip(sources, labels, targets)]
+        rows.append(row(best["checkpoint"], tr, strength, best["own_genre"], outs))
+    best = max(rows, key=lambda r: r["score"])
+    return best["checkpoint"], best["strength"], rows

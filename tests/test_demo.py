@@ -16,17 +16,22 @@ def test_quick_demo_writes_metrics_wavs_and_the_listening_page(tmp_path):
         saved = json.loads((out / family / "metrics.json").read_text())
         assert saved["model"]["family"] == family
         assert saved["judge"]["heldout_accuracy"] > 0.5                   # 10 genres: chance is 0.1
-        for method in demo.DEMO_STRENGTHS:
-            rows = saved["transfer"][method]
-            assert rows and all(0.0 <= r["success"] <= 1.0 and r["content_retrieval"] is not None for r in rows)
-        selection = saved["model"]["selection"]                           # best.pt and the kept epochs
-        if family == "mel":
-            assert len(selection) >= 2 and len({r["epoch"] for r in selection}) == len(selection)
-            chosen = max(selection, key=lambda r: r["score"])
-            assert saved["model"]["checkpoint"].endswith(chosen["checkpoint"])
-            assert saved["model"]["checkpoint_epoch"] == chosen["epoch"]
-            for r in selection:
-                assert r["score"] == r["own_genre"] + r["success"] + r["content"]
+        rows = saved["transfer"]["conditional"]                           # the test split at the chosen strength
+        assert [r["strength"] for r in rows] == [saved["model"]["strength"]]
+        assert all(0.0 <= r["success"] <= 1.0 and r["content_retrieval"] is not None for r in rows)
+        # best.pt and the kept epochs at the first strength, then the winner at every strength
+        selection, strengths = saved["model"]["selection"], demo.DEMO_STRENGTHS["conditional"]
+        candidates = [r for r in selection if r["strength"] == strengths[0]]
+        assert len({r["epoch"] for r in candidates}) == len(candidates) >= (2 if family == "mel" else 1)
+        winner = max(candidates, key=lambda r: r["score"])
+        assert sorted(r["strength"] for r in selection if r["checkpoint"] == winner["checkpoint"]) == sorted(strengths)
+        assert len(selection) == len(candidates) + len(strengths) - 1
+        chosen = max(selection, key=lambda r: r["score"])
+        assert saved["model"]["checkpoint"].endswith(chosen["checkpoint"])
+        assert saved["model"]["checkpoint_epoch"] == chosen["epoch"] and saved["model"]["strength"] == chosen["strength"]
+        for r in selection:
+            assert r["score"] == r["own_genre"] + r["success"] + r["content"]
+            assert r["own_genre"] == next(c["own_genre"] for c in candidates if c["checkpoint"] == r["checkpoint"])
         assert 0 <= saved["latent"]["active_units"] <= saved["latent"]["latent_dim"]
         assert np.isfinite(saved["reconstruction"]["logmel_l1_db"])
         assert 0.0 <= saved["reconstruction"]["own_genre"] <= 1.0
