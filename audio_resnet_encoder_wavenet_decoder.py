@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -67,6 +68,8 @@ class WaveVAEConfig:
     dilation_cycle: int = 10                     # dilations 1, 2, 4, ... 2**(cycle-1), repeated
     wavenet_kernel: int = 2
     noise: bool = True                           # white noise into the WaveNet stack (see Decoder)
+    bands: int = 1                               # PQMF sub-bands (1: the model runs at the audio rate)
+    noise_bands: bool = False                    # multi-band: a filtered-noise branch beside the stack
     conditional: bool = True                     # the decoder sees the genre (global conditioning)
     adversary: bool = True                       # latent genre adversary (domain confusion)
     genre_dropout: float = 0.0                   # share of training decodes told "no genre"
@@ -75,8 +78,8 @@ class WaveVAEConfig:
 
     @property
     def hop_length(self) -> int:
-        """Samples per latent frame: the product of the strides."""
-        return math.prod(self.strides)
+        """Samples per latent frame: the product of the strides (times the bands)."""
+        return math.prod(self.strides) * self.bands
 
     @property
     def wavenet_dilations(self) -> tuple:
@@ -85,7 +88,8 @@ class WaveVAEConfig:
     @property
     def encoder_receptive_field(self) -> int:
         """Input samples that one latent frame sees."""
-        layers = [(self.kernel_size, 1, 1)]                                  # stem
+        layers = [(PQMF.TAPS_PER_BAND * self.bands + 1, 1, self.bands)] if self.bands > 1 else []
+        layers.append((self.kernel_size, 1, 1))                             # stem
         for s in self.strides:
             layers.append((_down_kernel(s), 1, s))
             layers += [(self.kernel_size, d, 1) for d in self.dilations]
@@ -118,6 +122,11 @@ class WaveVAEConfig:
             raise ValueError(f"WaveVAEConfig: segment_samples={self.segment_samples} is shorter than "
                              f"one latent frame (hop_length={self.hop_length} = product of strides "
                              f"{self.strides})")
+        if self.bands < 1 or (self.bands > 1 and self.noise):
+            raise ValueError(f"WaveVAEConfig: bands={self.bands} must be >= 1, and a multi-band decoder "
+                             f"reads its latent, not white noise (noise=False; noise_bands for textures)")
+        if self.noise_bands and self.bands == 1:
+            raise ValueError("WaveVAEConfig: noise_bands needs the multi-band decoder (bands > 1)")
         if self.latent_dim < 2 or self.latent_dim % 2:
             raise ValueError(f"WaveVAEConfig: latent_dim={self.latent_dim} must be even (low/high halves)")
 
@@ -200,6 +209,56 @@ def _down_kernel(stride: int) -> int:
 
 
 # --------------------------------------------------------------------------- blocks
+class PQMF(nn.Module):
+    """Pseudo-QMF filter bank: audio [B, 1, T] <-> ``bands`` critically sampled sub-bands
+    [B, bands, T / bands], near-perfect reconstruction (about -48 dB error at 16 bands).
+
+    Cosine modulation of one Kaiser-windowed low-pass prototype (8 taps per band); its
+    cut-off is the one whose power response is closest to complementary around pi / 2N, the
+    condition under which neighbouring bands' aliasing cancels. Every convolution of a model
+    that works on the bands runs at 1 / bands of the audio rate.
+    """
+
+    TAPS_PER_BAND = 8
+
+    def __init__(self, bands: int, beta: float = 9.0):
+        super().__init__()
+        from scipy.signal import firwin               # scipy comes with librosa
+        n, taps = bands, self.TAPS_PER_BAND * bands
+        half = 0.5 / n                                # pi / 2N as a fraction of Nyquist, doubled
+        freqs = np.linspace(0.0, 1.0, 4097)           # of Nyquist
+        band = freqs <= 2 * half
+
+        def mismatch(cutoff):
+            power = np.abs(np.fft.rfft(firwin(taps + 1, cutoff, window=("kaiser", beta)), 8192)) ** 2
+            return np.abs(power[band] + np.interp(2 * half - freqs[band], freqs, power) - 1).max()
+
+        cutoff = min(np.linspace(0.6 * 2 * half, 1.4 * 2 * half, 200), key=mismatch)
+        proto = firwin(taps + 1, cutoff, window=("kaiser", beta))
+        k, t = np.arange(n)[:, None], np.arange(taps + 1)[None] - taps / 2
+        arg, phase = (2 * k + 1) * np.pi / (2 * n) * t, (-1.0) ** k * np.pi / 4
+        # conv1d correlates: the analysis filters go in reversed; the synthesis filter of
+        # each band is the analysis filter reversed, so it goes in as it is.
+        analysis = 2 * proto * np.cos(arg + phase)
+        self.bands, self.taps = n, taps
+        self.register_buffer("analysis_filters", torch.tensor(analysis[:, None, ::-1].copy(), dtype=torch.float32),
+                             persistent=False)
+        self.register_buffer("synthesis_filters", torch.tensor(analysis[None].copy(), dtype=torch.float32),
+                             persistent=False)
+
+    def analysis(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, 1, T] (T a multiple of bands) -> [B, bands, T / bands]."""
+        pad = self.taps // 2
+        return F.conv1d(F.pad(x, (pad, pad)), self.analysis_filters.to(x.dtype), stride=self.bands)
+
+    def synthesis(self, y: torch.Tensor) -> torch.Tensor:
+        """[B, bands, T'] -> [B, 1, T' x bands]."""
+        up = torch.zeros(*y.shape[:2], y.shape[-1] * self.bands, device=y.device, dtype=y.dtype)
+        up[..., ::self.bands] = y
+        pad = self.taps // 2
+        return self.bands * F.conv1d(F.pad(up, (pad, pad)), self.synthesis_filters.to(y.dtype))
+
+
 class ResidualUnit(nn.Module):
     """x + conv1x1(GELU(conv_k,dilated(GELU(x)))): 'same' length, (k - 1) x d samples of context."""
 
@@ -302,7 +361,8 @@ class Encoder(nn.Module):
     def __init__(self, cfg: WaveVAEConfig):
         super().__init__()
         self.hop_length = cfg.hop_length
-        self.stem = nn.Conv1d(1, cfg.channels[0], cfg.kernel_size, padding=cfg.kernel_size // 2)
+        self.pqmf = PQMF(cfg.bands) if cfg.bands > 1 else None
+        self.stem = nn.Conv1d(cfg.bands, cfg.channels[0], cfg.kernel_size, padding=cfg.kernel_size // 2)
         self.blocks = nn.Sequential(*[
             Resnet1DBlock(c_in, c_out, s, cfg.kernel_size, cfg.dilations)
             for c_in, c_out, s in zip(cfg.channels[:-1], cfg.channels[1:], cfg.strides)])
@@ -312,6 +372,8 @@ class Encoder(nn.Module):
         if x.dim() != 3 or x.shape[1] != 1 or x.shape[-1] % self.hop_length:
             raise ValueError(f"Encoder expects [B, 1, T] with T a multiple of hop_length={self.hop_length}, "
                              f"got {tuple(x.shape)} (use CVAE.prepare)")
+        if self.pqmf is not None:
+            x = self.pqmf.analysis(x)                                       # (B, bands, T / bands)
         return F.gelu(self.blocks(self.stem(x)))                            # (B, C, T / hop)
 
 
@@ -329,6 +391,12 @@ class Decoder(nn.Module):
     the prior's and leaves decoding from the mean (transfer, validation) much worse than
     decoding from samples. In training the noise is fresh; in eval mode it is drawn from a
     fixed seed, so decoding is deterministic.
+
+    With ``cfg.bands`` > 1 (as RAVE) the upsampler stops at the sub-band rate, the stack
+    reads only the latent's condition and outputs the PQMF bands, and the filter bank
+    joins them: every layer runs at 1 / bands of the audio rate. Noise then enters only
+    through ``noise_bands``: white noise in each band times a gain the stack computes (the
+    noise's spectral envelope at the bands' resolution), so textures need no latent noise.
     """
 
     eval_noise_seed = 0
@@ -348,16 +416,18 @@ class Decoder(nn.Module):
             GatedResidualLayer(cfg.residual_channels, cfg.skip_channels, cond, embed, cfg.wavenet_kernel, d)
             for d in cfg.wavenet_dilations])
         self.out = nn.Sequential(nn.ReLU(), nn.Linear(cfg.skip_channels, cfg.skip_channels),
-                                 nn.ReLU(), nn.Linear(cfg.skip_channels, 1))
+                                 nn.ReLU(), nn.Linear(cfg.skip_channels, cfg.bands))
+        self.noise_gain = nn.Linear(cfg.skip_channels, cfg.bands) if cfg.noise_bands else None
+        self.pqmf = PQMF(cfg.bands) if cfg.bands > 1 else None
 
     def condition(self, z: torch.Tensor) -> torch.Tensor:
         """Latent [B, D, T'] -> audio-rate condition [B, channels[0], T' x hop]."""
         return F.gelu(self.upsample(self.inp(z)))
 
-    def noise_like(self, cond: torch.Tensor) -> torch.Tensor:
-        """White noise [B, T, 1] for a time-major condition [B, T, C]: fresh in training,
+    def noise_like(self, cond: torch.Tensor, width: int = 1) -> torch.Tensor:
+        """White noise [B, T, width] for a time-major condition [B, T, C]: fresh in training,
         seeded in eval."""
-        shape = (cond.shape[0], cond.shape[1], 1)
+        shape = (cond.shape[0], cond.shape[1], width)
         if self.training:
             return torch.randn(shape, device=cond.device, dtype=cond.dtype)
         gen = torch.Generator(device=cond.device).manual_seed(self.eval_noise_seed)
@@ -365,7 +435,8 @@ class Decoder(nn.Module):
 
     def wavenet(self, cond: torch.Tensor, genre_embedding: torch.Tensor | None = None,
                 noise: torch.Tensor | None = None) -> torch.Tensor:
-        """Audio-rate condition [B, C, T] (+ noise [B, T, 1]) -> audio [B, T]; causal in both."""
+        """Condition [B, C, T] (+ noise [B, T, 1]) -> audio [B, T], or with bands the band
+        signals [B, bands, T]; causal in both."""
         cond = cond.transpose(1, 2)                                         # (B, T, C) time-major
         inp = cond
         if self.cfg.noise:
@@ -376,11 +447,17 @@ class Decoder(nn.Module):
         for layer in self.layers:
             x, skip = layer(x, cond, genre_embedding)
             skips = skips + skip                                            # (B, T, S)
-        y = self.out(skips * math.sqrt(1.0 / len(self.layers)))           # (B, T, 1)
-        return torch.tanh(y).squeeze(-1)
+        skips = skips * math.sqrt(1.0 / len(self.layers))
+        y = torch.tanh(self.out(skips))                                     # (B, T, bands)
+        if self.pqmf is None:
+            return y.squeeze(-1)
+        if self.noise_gain is not None:                                     # starts nearly silent
+            y = y + F.softplus(self.noise_gain(skips) - 4.0) * self.noise_like(cond, self.cfg.bands)
+        return y.transpose(1, 2)                                            # (B, bands, T)
 
     def forward(self, z: torch.Tensor, genre_embedding: torch.Tensor | None = None) -> torch.Tensor:
-        return self.wavenet(self.condition(z), genre_embedding)
+        y = self.wavenet(self.condition(z), genre_embedding)
+        return y if self.pqmf is None else self.pqmf.synthesis(y)[:, 0]
 
 
 # --------------------------------------------------------------------------- the VAE
