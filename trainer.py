@@ -428,7 +428,7 @@ class MemoryEfficientTrainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.beta = BetaSchedule(cfg)
         self.epoch, self.step, self.best_val = 0, 0, float("inf")
-        self.genre_means, self._val_latents = None, []
+        self.genre_means = None
         self.autocast = dict(device_type=self.device.type, dtype=torch.bfloat16,
                              enabled=cfg.amp and self.device.type == "cuda")
         self.critics, self.gan_optimizers = None, {}
@@ -555,8 +555,6 @@ class MemoryEfficientTrainer:
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.cfg.epochs} {'train' if train else 'valid'}",
                    leave=False, disable=self.rank != 0, dynamic_ncols=True)
         self.optimizer.zero_grad(set_to_none=True)
-        if not train:
-            self._val_latents = []                   # (mu, genre) per batch, read by _latent_health
         for i, batch in enumerate(bar):
             wave, genre = self._to_device(batch)
             if not train:
@@ -674,7 +672,6 @@ class MemoryEfficientTrainer:
             out = self.model(core.prepare(wave), genre)
             terms = self.loss(out, genre, self.beta(self.step))
             terms["select"] = terms["recon"].detach().float()
-            self._val_latents.append((out["mu"].float().flatten(2).mean(-1), genre))
             if self.critics is not None:
                 g = torch.Generator(device="cpu").manual_seed(self.cfg.seed * 7919 + i)
                 target = (genre + torch.randint(1, len(self.genres), genre.shape, generator=g).to(genre.device)) \
@@ -684,23 +681,33 @@ class MemoryEfficientTrainer:
                 terms["select"] = terms["select"] + 1.0 - terms["swap_acc"]
         return terms
 
-    def _latent_health(self) -> dict:
-        """Active units and the per-genre latent means (for the shift) from the time-averaged mu
-        of the validation pass that just ran (eval mode, the weights being saved; gathered
-        over ranks): no second encoding of the data."""
-        if not self._val_latents:
-            return {"active_units": 0, "latent_dim": 0}
-        mu = torch.cat([m for m, _ in self._val_latents])
-        labels = torch.cat([g for _, g in self._val_latents])
-        if self.world > 1:                      # DistributedSampler pads: every rank holds as many
-            mus = [torch.empty_like(mu) for _ in range(self.world)]
-            gs = [torch.empty_like(labels) for _ in range(self.world)]
-            dist.all_gather(mus, mu)
-            dist.all_gather(gs, labels)
-            mu, labels = torch.cat(mus), torch.cat(gs)
-        mu, labels = mu.cpu(), labels.cpu()
-        self.genre_means = torch.stack([mu[labels == g].mean(0) if (labels == g).any() else torch.zeros(mu.shape[1])
-                                        for g in range(len(self.genres))])           # (G, D)
+    @torch.no_grad()
+    def encode_dataset(self, data, max_batches: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """mu and logvar (time-averaged, [N, D]) and genre labels [N] of ``data``, in eval mode."""
+        core = _unwrap(self.model).eval()
+        mus, logvars, labels = [], [], []
+        loader = torch.utils.data.DataLoader(data, batch_size=self.cfg.batch_size, shuffle=False,
+                                             num_workers=self.cfg.num_workers)
+        for i, batch in enumerate(loader):
+            wave, genre = self._to_device(batch)
+            with torch.autocast(**self.autocast):
+                _, mu, logvar = core.encode(core.prepare(wave))
+            mus.append(mu.float().flatten(2).mean(-1).cpu())
+            logvars.append(logvar.float().flatten(2).mean(-1).cpu())
+            labels.append(genre.cpu())
+            if self.cfg.smoke_test or (max_batches and i + 1 >= max_batches):
+                break
+        return torch.cat(mus), torch.cat(logvars), torch.cat(labels)
+
+    def _latent_health(self, max_segments: int = 256) -> dict:
+        """Active units and the per-genre latent means (for the shift), from at most
+        ``max_segments`` training segments spread evenly over the set."""
+        n = len(self.train_data)
+        mu, _, labels = self.encode_dataset(torch.utils.data.Subset(self.train_data,
+                                                                    range(0, n, max(1, math.ceil(n / max_segments)))))
+        means = torch.stack([mu[labels == g].mean(0) if (labels == g).any() else torch.zeros(mu.shape[1])
+                             for g in range(len(self.genres))])
+        self.genre_means = means                                        # (G, D)
         active = evaluation.active_units(mu.numpy()) if mu.shape[0] > 1 else 0
         return {"active_units": active, "latent_dim": mu.shape[1]}
 

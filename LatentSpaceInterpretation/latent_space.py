@@ -629,7 +629,7 @@ def _attribute_section(tr, lat: LatentSet, split: str, out: Path, figures: dict,
     """Genre attribute vectors (the checkpoint's genre means, else the encoded split's) and
     the cosine matrix between them."""
     if tr.genre_means is not None:
-        means, source = tr.genre_means.numpy(), "checkpoint genre_means (validation split)"
+        means, source = tr.genre_means.numpy(), "checkpoint genre_means (training split)"
     else:
         means, source = genre_means(lat.mu, lat.labels, len(lat.genres)), f"{split} split (checkpoint stores none)"
         notes.append("the checkpoint stores no genre means: attribute vectors from the encoded split, no shift path")
