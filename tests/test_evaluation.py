@@ -157,6 +157,27 @@ def test_content_similarity_is_tempo_invariant(reference):
         ev.content_similarity(x, faster, SR, max_stretch=0.5)
 
 
+def test_chroma_of_many_clips_equals_the_chroma_of_each(reference):
+    clips = list(reference.values())[:5]
+    clips = clips + [clips[0][: SR * 3], clips[1][: SR * 3 + 7]]      # three lengths, one clip alone
+    many = ev.chroma_cens_many(clips, SR, chunk=2)
+    assert len(many) == len(clips)
+    for clip, cens in zip(clips, many):
+        assert np.array_equal(cens, ev.chroma_cens(clip, SR))
+    with pytest.raises(ValueError, match="audios"):
+        ev.chroma_cens_many([clips[0], np.zeros(10)], SR)
+
+
+def test_stretching_by_all_factors_at_once_equals_one_factor_at_a_time():
+    a = np.random.default_rng(0).random((12, 97))
+    factors = [f for f in ev._stretch_factors(ev.CONTENT_MAX_STRETCH) if f != 1.0]
+    versions = ev._stretched(a)
+    assert len(versions) == len(factors) + 1 and versions[0] is a
+    for v, f in zip(versions[1:], factors):
+        assert np.array_equal(v, ev._stretch(a, f))
+    assert ev._stretched(a, 1.0) == [a]
+
+
 def test_content_retrieval_from_audio_and_precomputed_reference(reference, chroma_ref, transfer_case):
     ref = chroma_ref
     assert ref.contents("rock") == ["6", "7", "8", "9"]
