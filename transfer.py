@@ -152,9 +152,13 @@ class GenreTransfer:
         return Windows(x, starts, size, total)
 
     # ---- latent ops
-    def _edit_and_decode(self, z: torch.Tensor, src: int, tgt: int, method: str, strength: float) -> torch.Tensor:
-        """Latent windows [W, D, T'] -> decoded windows (mel [W, 1, M, F] or audio [W, T])."""
+    def _edit_and_decode(self, z: torch.Tensor, src: int, tgt: int, method: str, strength: float,
+                         starts: list[int] | None = None) -> torch.Tensor:
+        """Latent windows [W, D, T'] -> decoded windows (mel [W, 1, M, F] or audio [W, T]);
+        ``starts``, the windows' first samples, place a waveform decoder's windows on the clip's
+        time line."""
         n = z.shape[0]
+        at = {} if starts is None or self.model.family == "mel" else {"start": torch.tensor(starts, device=z.device)}
         src_idx = torch.full((n,), src, device=z.device, dtype=torch.long)
         tgt_idx = torch.full((n,), tgt, device=z.device, dtype=torch.long)
         if method == "shift":
@@ -162,17 +166,17 @@ class GenreTransfer:
                 raise InputError("this checkpoint stores no per-genre latent means; use --method conditional")
             delta = (self.genre_means[tgt] - self.genre_means[src]).to(z.device)    # (D,)
             z = z + strength * delta.view(1, -1, *([1] * (z.dim() - 2)))
-            return self.model.decode(z, src_idx)
+            return self.model.decode(z, src_idx, **at)
         if method == "conditional":
             emb = self.model.genre_embedding
             mix = (1.0 - strength) * emb(src_idx) + strength * emb(tgt_idx)
-            return self.model.decode(z, genre_emb=mix)
+            return self.model.decode(z, genre_emb=mix, **at)
         raise InputError(f"unknown method {method!r}; choose from {METHODS}")
 
     def _decode(self, mu: torch.Tensor, win: Windows, src: int, tgt: int, method: str, strength: float,
                 length: int) -> torch.Tensor:
         """Edit and decode each window, cross-fade them and return audio [length]."""
-        decoded = self._edit_and_decode(mu, src, tgt, method, strength)[..., :win.size]
+        decoded = self._edit_and_decode(mu, src, tgt, method, strength, win.starts)[..., :win.size]
         joined = overlap_add(list(decoded), win.starts, win.total, win.size)      # (1, M, total) | (total,)
         return self.model.output_to_audio(joined[None], length)[0]
 

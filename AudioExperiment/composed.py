@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import audio_resnet_encoder_wavenet_decoder as wave
 import trainer
-from audio_resnet_encoder_wavenet_decoder import CVAE, Encoder, WaveVAEConfig, wave_config
+from audio_resnet_encoder_wavenet_decoder import SAMPLE_DESIGN, CVAE, Encoder, WaveVAEConfig, wave_config
 from AudioExperiment.residual_encoder import residual_encoder
 from AudioExperiment.self_attention_encoder import SelfAttentionEncoder
 from AudioExperiment.wav2vec2_encoder import Wav2Vec2Encoder
@@ -91,7 +91,7 @@ class WaveExperimentConfig(WaveVAEConfig):
 
 def wave_experiment_config(preset: str, audio: AudioConfig, **changes) -> WaveExperimentConfig:
     """The waveform VAE's ``preset`` sized for ``audio``, the parts' sizes of ``preset``, then ``changes``."""
-    base = dataclasses.asdict(wave_config(preset, audio))
+    base = dataclasses.asdict(wave_config(preset, audio, **SAMPLE_DESIGN.get(preset, {})))
     return preset_config(WaveExperimentConfig, PART_PRESETS, preset, base, **changes)
 
 

@@ -23,14 +23,14 @@ import torch.nn.functional as F
 
 import audio_resnet_encoder_wavenet_decoder as wave
 import trainer
-from audio_resnet_encoder_wavenet_decoder import CVAE, UpsampleBlock, WaveVAEConfig, wave_config
+from audio_resnet_encoder_wavenet_decoder import SAMPLE_DESIGN, CVAE, UpsampleBlock, WaveVAEConfig, wave_config
 from prepare_data import AudioConfig
 from vae_parts import GenreFiLM
 
 
 def plain_wave_config(preset: str, audio: AudioConfig, **changes) -> WaveVAEConfig:
     """The waveform VAE's ``preset`` sized for ``audio``, without residual units."""
-    return wave_config(preset, audio, **{"dilations": (), **changes})
+    return wave_config(preset, audio, **{**SAMPLE_DESIGN.get(preset, {}), "dilations": (), **changes})
 
 
 class PlainWaveDecoder(nn.Module):
