@@ -1,5 +1,11 @@
 """The waveform VAE: a strided ResNet-1D encoder and a WaveNet decoder, genre-conditional.
 
+The ``demo`` preset is the oscillator design: the encoder reads a fixed log-pitch
+spectrogram of the audio, and the WaveNet stack runs at that spectrogram's frame rate and
+sets the gains of a bank of sines at fixed pitches plus shaped noise (:class:`OscillatorSynth`),
+so it never has to learn a waveform's phase. What follows describes the audio-rate design
+(``SAMPLE_DESIGN``; the ``tiny`` and ``full`` presets), of which that is a variant.
+
 The model reads raw audio. The encoder turns a segment of any length into a latent
 *sequence* (``latent_dim`` channels, one frame every ``hop_length`` samples, where the hop
 is the product of the encoder's strides). The decoder upsamples that sequence back to the
@@ -26,6 +32,9 @@ TRAIN_PRESETS            TrainConfig overrides per preset (the trainer uses them
 wave_config(preset, audio, **changes) -> WaveVAEConfig
 PQMF                     pseudo-QMF filter bank: audio <-> sub-bands (the multi-band variant, ``bands`` > 1)
 pqmf_filters(bands)      its analysis filters, designed once per size
+pitch_grid(sr, ...)      the half-semitone pitch grid (Hz) shared by the next two
+PitchFrontEnd            audio -> log-pitch spectrogram (the encoder's input with ``front="pitch"``)
+OscillatorSynth          gains per pitch and noise band -> audio (the decoder's output with ``synth="oscillators"``)
 ResidualUnit             dilated conv + 1x1 conv with an identity skip
 Resnet1DBlock            a strided convolution, then residual units (dilations 1, 3, 9 ...)
 UpsampleBlock            its mirror: residual units, nearest-neighbour x stride, convolution
