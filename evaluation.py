@@ -470,11 +470,7 @@ def chroma_cens(audio, sr: int) -> np.ndarray:
     np.ndarray [12, F], F ~ T / (4 * 512) at 22.05 kHz
     """
     sr = _check_sr(sr)
-    audio = _as_audio(audio, "audio", MIN_SECONDS, sr)
-    # tuning=0: no pitch-tracking tuning estimate (the synthetic set is in tune; GTZAN is close),
-    # which also makes the chroma of a clip independent of its neighbours in time.
-    return librosa.feature.chroma_cens(y=audio, sr=sr, hop_length=_chroma_hop(sr),
-                                       tuning=0.0)[:, ::CENS_DOWNSAMPLE]
+    return chroma_cens_many([_as_audio(audio, "audio", MIN_SECONDS, sr)], sr)[0]
 
 
 def chroma_cens_many(audios, sr: int, chunk: int = 32, progress: bool = False) -> list:
@@ -489,6 +485,8 @@ def chroma_cens_many(audios, sr: int, chunk: int = 32, progress: bool = False) -
         by_length.setdefault(len(a), []).append(i)
     parts = [idx[i:i + chunk] for idx in by_length.values() for i in range(0, len(idx), chunk)]
     for part in tqdm(parts, desc="chroma", disable=not progress, leave=False):
+        # tuning=0: no pitch-tracking tuning estimate (the synthetic set is in tune; GTZAN is
+        # close), which also makes the chroma of a clip independent of its neighbours in time.
         cens = librosa.feature.chroma_cens(y=np.stack([audios[i] for i in part]), sr=sr,
                                            hop_length=_chroma_hop(sr), tuning=0.0)[..., ::CENS_DOWNSAMPLE]
         for i, c in zip(part, cens):
