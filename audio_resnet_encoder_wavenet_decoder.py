@@ -1,10 +1,13 @@
 """The waveform VAE: a strided ResNet-1D encoder and a WaveNet decoder, genre-conditional.
 
-The ``demo`` preset is the oscillator design: the encoder reads a fixed log-pitch
-spectrogram of the audio, and the WaveNet stack runs at that spectrogram's frame rate and
-sets the gains of a bank of sines at fixed pitches plus shaped noise (:class:`OscillatorSynth`),
-so it never has to learn a waveform's phase. What follows describes the audio-rate design
-(``SAMPLE_DESIGN``; the ``tiny`` and ``full`` presets), of which that is a variant.
+The ``demo`` preset is the oscillator design with pitch rows: the encoder reads a fixed
+log-pitch spectrogram of the audio, runs its strided blocks along each pitch row and keeps
+one latent row per semitone (``pitch_latent``); the decoder maps each row back to its
+pitches through local convolutions, and the WaveNet stack, at the oscillators' frame rate,
+multiplies in a gain of its own per pitch and sets the noise bands. The sound is a bank of
+sines at fixed pitches plus shaped noise (:class:`OscillatorSynth`), so the model never has
+to learn a waveform's phase, nor where a note sits. What follows describes the audio-rate design (``SAMPLE_DESIGN``; the ``tiny`` and
+``full`` presets), of which that is a variant.
 
 The model reads raw audio. The encoder turns a segment of any length into a latent
 *sequence* (``latent_dim`` channels, one frame every ``hop_length`` samples, where the hop
@@ -90,9 +93,18 @@ class WaveVAEConfig:
     synth: str = "sample"                        # "sample": the stack outputs audio (or bands);
     #                                              "oscillators": it drives an OscillatorSynth
     control_hop: int = 64                        # oscillators: samples per control frame of the stack
+    front_stride: int = 1                        # pitch front-end: its hop in control frames
     osc_low_midi: float = 28.0                   # oscillators: lowest pitch (MIDI; 28 = 41 Hz)
     osc_per_semitone: int = 2                    # oscillators: pitches per semitone
     noise_filters: int = 32                      # oscillators: mel-spaced noise bands
+    pitch_latent: bool = False                   # pitch front-end: the latent keeps one row per semitone
+    #                                              (latent_dim channels each); the encoder's blocks run
+    #                                              along each pitch row, the decoder maps rows to pitches
+    encoder_view: str = "mel"                    # pitch_latent: what the encoder reads (model.ENCODER_VIEWS)
+    row_channels: int = 32                       # pitch_latent: width of the decoder's pitch-local layers
+    loudness_row: bool = False                   # pitch_latent: one more latent row, read from each frame's
+    #                                              mean log magnitude (dynamics and onsets, not timbre)
+    cond_channels: int = 0                       # oscillators: the stack's condition width (0: channels[-1])
     conditional: bool = True                     # the decoder sees the genre (global conditioning)
     adversary: bool = True                       # latent genre adversary (domain confusion)
     genre_dropout: float = 0.0                   # share of training decodes told "no genre"
@@ -102,8 +114,13 @@ class WaveVAEConfig:
     @property
     def hop_length(self) -> int:
         """Samples per latent frame: the product of the strides, times the bands (or, with the
-        pitch front-end, times its hop, ``control_hop``)."""
-        return math.prod(self.strides) * (self.control_hop if self.front == "pitch" else self.bands)
+        pitch front-end, times its hop, ``control_hop`` x ``front_stride``)."""
+        return math.prod(self.strides) * (self.front_hop if self.front == "pitch" else self.bands)
+
+    @property
+    def front_hop(self) -> int:
+        """Samples per frame of the pitch front-end."""
+        return self.control_hop * self.front_stride
 
     @property
     def wavenet_dilations(self) -> tuple:
@@ -113,7 +130,7 @@ class WaveVAEConfig:
     def encoder_receptive_field(self) -> int:
         """Input samples that one latent frame sees."""
         if self.front == "pitch":
-            layers = [(self.front_fft, 1, self.control_hop)]
+            layers = [(self.front_fft, 1, self.front_hop)]
         else:
             layers = [(PQMF.TAPS_PER_BAND * self.bands + 1, 1, self.bands)] if self.bands > 1 else []
         layers.append((self.kernel_size, 1, 1))                             # stem
@@ -126,6 +143,26 @@ class WaveVAEConfig:
     def wavenet_receptive_field(self) -> int:
         """Past samples of the upsampled latent that one output sample sees (itself included)."""
         return receptive_field([(self.wavenet_kernel, d, 1) for d in self.wavenet_dilations])
+
+    @property
+    def n_pitches(self) -> int:
+        """Pitches of the front-end's (and the oscillators') grid."""
+        return len(pitch_grid(self.sample_rate, self.osc_low_midi, self.osc_per_semitone))
+
+    @property
+    def latent_rows(self) -> int:
+        """Rows of the latent: one per semitone with ``pitch_latent``, else 1."""
+        return self.note_rows + int(self.loudness_row) if self.pitch_latent else 1
+
+    @property
+    def note_rows(self) -> int:
+        """Latent rows that map to pitches (one per semitone of the grid)."""
+        return -(-self.n_pitches // self.osc_per_semitone)
+
+    @property
+    def latent_channels(self) -> int:
+        """Channels of the flattened latent sequence z [B, latent_channels, T']."""
+        return self.latent_dim * self.latent_rows
 
     def latent_frames(self, n_samples: int) -> int:
         """Latent frames of a segment of ``n_samples`` (cropped to a multiple of the hop)."""
@@ -162,6 +199,11 @@ class WaveVAEConfig:
         if self.synth == "oscillators" and (self.noise or self.noise_bands or self.front != "pitch"):
             raise ValueError("WaveVAEConfig: the oscillator decoder makes its own noise (noise=False, "
                              "noise_bands=False) and runs at the pitch front-end's rate (front='pitch')")
+        if self.front_stride < 1 or (self.front_stride > 1 and self.front != "pitch"):
+            raise ValueError(f"WaveVAEConfig: front_stride={self.front_stride} must be >= 1 (> 1 only with "
+                             f"front='pitch')")
+        if self.pitch_latent and self.synth != "oscillators":
+            raise ValueError("WaveVAEConfig: pitch_latent decodes rows to oscillator pitches (synth='oscillators')")
         if self.latent_dim < 2 or self.latent_dim % 2:
             raise ValueError(f"WaveVAEConfig: latent_dim={self.latent_dim} must be even (low/high halves)")
 
@@ -169,12 +211,14 @@ class WaveVAEConfig:
 WAVE_PRESETS = {
     # GPU, the seed's 5 s segments at 22050 Hz: hop 512 (43 latent frames/s), 16.6 M parameters.
     "full": {},
-    # 2 CPU cores: 22.05 kHz (the judge hears 16-kHz audio as the right genre about half as often),
-    # a log-pitch front-end every 64 samples, latent frames every 256 (86/s), and the stack driving
-    # an oscillator bank at the front-end's rate; decodes about 100x faster than real time.
-    "demo": dict(channels=(128, 128, 128), strides=(2, 2), latent_dim=16, genre_embed_dim=32,
-                 residual_channels=64, skip_channels=64, wavenet_layers=10, dilation_cycle=10,
-                 noise=False, front="pitch", synth="oscillators"),
+    # 2 CPU cores: 22.05 kHz (the judge hears 16-kHz audio as the right genre about half as often).
+    # The log-pitch front-end every 256 samples; its rows run through the strided blocks one by
+    # one and pool to a latent of 2 channels x 96 semitone rows x 21.5 frames/s; the decoder maps
+    # the rows back to pitches and the stack (at the 344 frames/s of the oscillators) shapes them
+    # and makes the noise; decodes about 30x faster than real time.
+    "demo": dict(channels=(16, 32), strides=(4,), front_stride=4, latent_dim=2, genre_embed_dim=32,
+                 cond_channels=128, residual_channels=64, skip_channels=64, wavenet_layers=10,
+                 dilation_cycle=10, noise=False, front="pitch", synth="oscillators", pitch_latent=True),
     # tests: seconds.
     "tiny": dict(channels=(4, 8, 16, 16), strides=(2, 4, 8), dilations=(1, 3), latent_dim=8,
                  genre_embed_dim=8, residual_channels=8, skip_channels=8, wavenet_layers=4,
@@ -188,7 +232,7 @@ SAMPLE_DESIGN = {
     "full": {},
     "demo": dict(channels=(8, 32, 64, 96, 128), strides=(4, 4, 4, 4), latent_dim=16, genre_embed_dim=32,
                  residual_channels=16, skip_channels=32, wavenet_layers=10, dilation_cycle=10,
-                 noise=True, front="wave", synth="sample"),
+                 noise=True, front="wave", synth="sample", front_stride=1, pitch_latent=False, cond_channels=0),
     "tiny": {},
 }
 
@@ -206,7 +250,9 @@ TRAIN_PRESETS = {
     "full": dict(batch_size=8, lr=3e-4, beta_max=0.05, beta_warmup_steps=5000, free_bits=0.02,
                  adv_weight=0.3),
     "demo": dict(epochs=7, batch_size=8, lr=2e-3, warmup_steps=20, beta_max=0.005,
-                 beta_warmup_steps=300, free_bits=0.02, adv_weight=0.02),
+                 beta_warmup_steps=300, free_bits=0.02, adv_weight=0.02,
+                 gan_start=250, gan_lr=2e-4, gan_lr_d=2e-4, gan_rec_weight=0.5, gan_cycle_weight=3.0,
+                 gan_swap_weight=3.0, gan_channels=(16, 32, 64, 64), gan_norm="none", snapshots=3),
     "tiny": dict(epochs=2, batch_size=4, lr=1e-3, warmup_steps=1, beta_warmup_steps=4, beta_max=0.1),
 }
 
@@ -399,6 +445,10 @@ def pitch_grid(sample_rate: int, low_midi: float, per_semitone: int) -> np.ndarr
     return 440.0 * 2 ** ((np.arange(low_midi, top, 1.0 / per_semitone) - 69) / 12)
 
 
+HARMONIC_SECONDS = 0.2     # pitch_latent, pitch-harmonic view: the running median's window
+LOG_PITCH_SCALE = 4.0      # the front-end's log magnitudes (about -9 to 4) divided by this: order one
+
+
 class PitchFrontEnd(nn.Module):
     """Waveform [B, 1, T] -> log-pitch spectrogram [B, K, T / hop]: the STFT magnitude
     (hann, ``n_fft``) pooled onto the pitch grid of :func:`pitch_grid`, log-compressed.
@@ -532,20 +582,36 @@ class GatedResidualLayer(nn.Module):
 
 # --------------------------------------------------------------------------- encoder / decoder
 class Encoder(nn.Module):
-    """Waveform [B, 1, T] -> features [B, channels[-1], T / hop] (T a multiple of the hop)."""
+    """Waveform [B, 1, T] -> features [B, channels[-1], T / hop] (T a multiple of the hop).
+
+    With ``cfg.pitch_latent`` the strided blocks run along time on every pitch row of the
+    front-end alone (rows folded into the batch, one set of weights), and a convolution over
+    neighbouring rows pools each semitone: features [B, channels[-1] x rows, T / hop], C-major,
+    so a note keeps its row all the way to the latent."""
 
     def __init__(self, cfg: WaveVAEConfig):
         super().__init__()
         self.hop_length = cfg.hop_length
         self.pqmf = PQMF(cfg.bands) if cfg.bands > 1 else None
-        self.front = PitchFrontEnd(cfg.sample_rate, cfg.control_hop, cfg.front_fft, cfg.osc_low_midi,
+        self.front = PitchFrontEnd(cfg.sample_rate, cfg.front_hop, cfg.front_fft, cfg.osc_low_midi,
                                    cfg.osc_per_semitone) if cfg.front == "pitch" else None
         c_in = self.front.n_pitches if self.front is not None else cfg.bands
+        if cfg.pitch_latent:
+            c_in = 1
         self.stem = nn.Conv1d(c_in, cfg.channels[0], cfg.kernel_size, padding=cfg.kernel_size // 2)
         self.blocks = nn.Sequential(*[
             Resnet1DBlock(c_in, c_out, s, cfg.kernel_size, cfg.dilations)
             for c_in, c_out, s in zip(cfg.channels[:-1], cfg.channels[1:], cfg.strides)])
         self.out_channels = cfg.channels[-1]
+        self.rows = None
+        if cfg.pitch_latent:
+            c, ps = cfg.channels[-1], cfg.osc_per_semitone
+            self.rows, self.view, self.per_row = cfg.note_rows, cfg.encoder_view, ps
+            self.loudness_row = cfg.loudness_row
+            # the mel VAE's median window in seconds (HARMONIC_FRAMES mel frames of 512 samples)
+            self.median_frames = 2 * round(HARMONIC_SECONDS * cfg.sample_rate / cfg.front_hop / 2) + 1
+            self.pool_rows = nn.Conv2d(c, c, (2 * ps - 1, 1), stride=(ps, 1), padding=(ps // 2, 0))
+            self.out_channels = c * cfg.latent_rows
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[1] != 1 or x.shape[-1] % self.hop_length:
@@ -554,8 +620,24 @@ class Encoder(nn.Module):
         if self.pqmf is not None:
             x = self.pqmf.analysis(x)                                       # (B, bands, T / bands)
         if self.front is not None:
-            x = self.front(x)                                               # (B, K, T / control_hop)
-        return F.gelu(self.blocks(self.stem(x)))                            # (B, C, T / hop)
+            x = self.front(x)                                               # (B, K, T / front_hop)
+        if self.rows is None:
+            return F.gelu(self.blocks(self.stem(x)))                        # (B, C, T / hop)
+        return self.rows_forward(x)
+
+    def rows_forward(self, pitch: torch.Tensor) -> torch.Tensor:
+        """pitch_latent: log-pitch [B, K, N] -> features [B, C x rows, N / prod(strides)]."""
+        from model import encoder_view
+        b, k, n = pitch.shape
+        x = encoder_view(pitch[:, None] / LOG_PITCH_SCALE, self.view, self.median_frames)   # (B, 1, K, N)
+        h = self.blocks(self.stem(x.reshape(b * k, 1, n)))                  # (B K, C, N')
+        h = h.view(b, k, h.shape[1], -1).transpose(1, 2)                   # (B, C, K, N')
+        h = F.pad(h, (0, 0, 0, self.rows * self.per_row - k), mode="replicate")
+        h = F.gelu(self.pool_rows(F.gelu(h)))                              # (B, C, rows, N')
+        if self.loudness_row:
+            loud = self.blocks(self.stem(pitch.mean(1, keepdim=True) / LOG_PITCH_SCALE))    # (B, C, N')
+            h = torch.cat([h, F.gelu(loud)[:, :, None]], dim=2)
+        return h.flatten(1, 2)                                              # (B, C rows, N')
 
 
 class Decoder(nn.Module):
@@ -586,7 +668,7 @@ class Decoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         chans = cfg.channels
-        self.inp = nn.Conv1d(cfg.latent_dim, chans[-1], 3, padding=1)
+        self.inp = nn.Conv1d(cfg.latent_channels, chans[-1], 3, padding=1)
         self.upsample = nn.Sequential(*[
             UpsampleBlock(c_in, c_out, s, cfg.kernel_size, cfg.dilations)
             for c_in, c_out, s in zip(chans[:0:-1], chans[-2::-1], cfg.strides[::-1])])
@@ -595,8 +677,11 @@ class Decoder(nn.Module):
         if cfg.synth == "oscillators":        # one upsampling step to the front-end's (control) rate
             # (an upsampler mirroring each stride left the demo's fit near the mean spectrum:
             # validation loss 3.75 after 150 steps against 3.05 with one step)
-            cond = chans[-1]
-            self.upsample = UpsampleBlock(chans[-1], cond, math.prod(cfg.strides), cfg.kernel_size, cfg.dilations)
+            cond = cfg.cond_channels or chans[-1]
+            if cond != chans[-1]:
+                self.inp = nn.Conv1d(cfg.latent_channels, cond, 3, padding=1)
+            self.upsample = UpsampleBlock(cond, cond, cfg.hop_length // cfg.control_hop, cfg.kernel_size,
+                                          cfg.dilations)
             self.synth = OscillatorSynth(cfg.sample_rate, cfg.control_hop, cfg.osc_low_midi, cfg.osc_per_semitone,
                                          cfg.noise_filters)
         self.start = nn.Linear(cond + int(cfg.noise), cfg.residual_channels)
@@ -605,17 +690,44 @@ class Decoder(nn.Module):
             GatedResidualLayer(cfg.residual_channels, cfg.skip_channels, cond, embed, cfg.wavenet_kernel, d)
             for d in cfg.wavenet_dilations])
         n_out = cfg.bands if self.synth is None else self.synth.n_oscillators + self.synth.noise_filters
-        self.out = nn.Sequential(nn.ReLU(), nn.Linear(cfg.skip_channels, cfg.skip_channels),
-                                 nn.ReLU(), nn.Linear(cfg.skip_channels, n_out))
+        # GELU before the gains: with ReLU the oscillator head died (every skip sum negative, a
+        # constant output, the genre unheard) once the note rows carried the reconstruction.
+        act = nn.ReLU if self.synth is None else nn.GELU
+        self.out = nn.Sequential(act(), nn.Linear(cfg.skip_channels, cfg.skip_channels),
+                                 act(), nn.Linear(cfg.skip_channels, n_out))
         if self.synth is not None:            # every source starts quiet (about -55 dB each)
             nn.init.constant_(self.out[-1].bias, -3.0)
         self.noise_gain = nn.Linear(cfg.skip_channels, cfg.bands) if cfg.noise_bands else None
         self.pqmf = PQMF(cfg.bands) if cfg.bands > 1 else None
+        # pitch_latent: the notes, decoded row by row (local in pitch and time) into a log-gain
+        # for the pitches of each row, which the stack's gains multiply.
+        # The oscillator stack's condition is layer-normalised per frame: unnormalised, the
+        # upsampler's residual units grew it to thousands, every gate saturated and the stack's
+        # output stopped depending on the genre (and on training).
+        self.cond_norm = nn.LayerNorm(cond) if self.synth is not None else None
+        self.notes = None
+        if cfg.pitch_latent:
+            c = cfg.row_channels
+            self.notes = nn.Sequential(nn.Conv2d(cfg.latent_dim, c, 3, padding=1), nn.GELU(),
+                                       nn.Conv2d(c, c, 3, padding=1), nn.GELU(),
+                                       nn.Conv2d(c, cfg.osc_per_semitone, 3, padding=1))
+
+    def note_logits(self, z: torch.Tensor, frames: int) -> torch.Tensor:
+        """Latent rows [B, D x rows, T'] -> a logit per pitch [B, K, frames] (control rate)."""
+        b, _, t = z.shape
+        rows = self.cfg.note_rows
+        z = z.view(b, self.cfg.latent_dim, self.cfg.latent_rows, t)[:, :, :rows]
+        y = self.notes(z)                                                   # (B, per semitone, rows, T')
+        y = y.transpose(1, 2).reshape(b, -1, t)[:, :self.synth.n_oscillators]
+        return F.interpolate(y, size=frames, mode="linear", align_corners=False)
 
     def condition(self, z: torch.Tensor) -> torch.Tensor:
         """Latent [B, D, T'] -> the stack's condition [B, channels[0], T' x prod(strides)]: at the
         audio rate, the bands' rate, or (oscillators) the control rate."""
-        return F.gelu(self.upsample(self.inp(z)))
+        h = self.upsample(self.inp(z))
+        if self.cond_norm is not None:
+            h = self.cond_norm(h.transpose(1, 2)).transpose(1, 2)
+        return F.gelu(h)
 
     def noise_like(self, cond: torch.Tensor, width: int = 1) -> torch.Tensor:
         """White noise [B, T, width] for a time-major condition [B, T, C]: fresh in training,
@@ -654,6 +766,9 @@ class Decoder(nn.Module):
                 start: torch.Tensor | None = None) -> torch.Tensor:
         """``start`` [B]: each item's first sample on the clip's time line (oscillators only)."""
         y = self.wavenet(self.condition(z), genre_embedding)
+        if self.notes is not None:
+            k = self.synth.n_oscillators
+            y = torch.cat([y[:, :k] + self.note_logits(z, y.shape[-1]), y[:, k:]], dim=1)
         if self.synth is not None:
             # exp-sigmoid, as DDSP: positive, smooth, and up to 2 without exploding gradients.
             gains = 2.0 * torch.sigmoid(y) ** math.log(10.0) + 1e-7
@@ -681,10 +796,10 @@ class CVAE(nn.Module):
         self.cfg, self.audio = cfg, audio
         self.encoder = encoder if encoder is not None else Encoder(cfg)
         self.bottleneck = GaussianBottleneck(self.encoder.out_channels, cfg.latent_dim, cfg.logvar_bound,
-                                             cfg.init_logvar)
+                                             cfg.init_logvar, rows=cfg.latent_rows)
         self.genre_embedding = GenreEmbedding(cfg.n_genres, cfg.genre_embed_dim, cfg.genre_dropout)
         self.decoder = decoder if decoder is not None else Decoder(cfg)
-        self.adversary = LatentGenreAdversary(cfg.latent_dim, cfg.n_genres) if cfg.adversary else None
+        self.adversary = LatentGenreAdversary(cfg.latent_channels, cfg.n_genres) if cfg.adversary else None
         self.front_end = MelFrontEnd(audio)          # the mel of an output, for the critics (no weights)
 
     def prepare(self, wave: torch.Tensor) -> torch.Tensor:

@@ -126,6 +126,8 @@ def train_and_evaluate(family: str, preset: str, args, data: Path, splits: dict,
     metrics = ev.evaluate_model(tr, splits["test"], judge, reference_records=reference,
                                 strengths={"conditional": [strength]}, cache=cache,
                                 max_seconds=4.0 if args.quick else None,
+                                # the waveform VAE's goal names it; the mel demo has no time for it
+                                reconstruction_retrieval=family == "wave",
                                 model_info={"name": f"{family} VAE", "preset": preset, "checkpoint": str(best),
                                             "strength": strength, "selection": selection})
     ev.write_metrics(out / family / "metrics.json", metrics)

@@ -1028,7 +1028,8 @@ def build_metrics(model_info: dict, judge_info, transfer: dict, baselines: dict,
          "transfer": {"<method>": [{"strength", "success", "judged_source", "target_prob", "content_chroma_corr",
                                     "content_retrieval", "content_retrieval_chance", "n"}, ...]},
          "baselines": {"identity": {...}, "random_target": {...}, "same_timing": {...} (synthetic)},
-         "reconstruction": {"logmel_l1_db", "spectral_convergence", "own_genre", "n"} or null,
+         "reconstruction": {"logmel_l1_db", "spectral_convergence", "own_genre", "n"
+             (and "content_retrieval" when asked)} or null,
          "latent": {"knn_genre_accuracy", "knn_k", "silhouette", "active_units", "latent_dim",
                     "kl_per_dim", "kl_total", "n", "notes", and from GenreTransfer.decoder_use
                     "latent_use", "genre_use", ...} or null}
@@ -1131,7 +1132,8 @@ def summary_table(metrics: dict) -> str:
     if rec:
         lines += ["", f"reconstruction: log-mel L1 {_fmt(rec.get('logmel_l1_db'), '.2f')} dB, "
                       f"spectral convergence {_fmt(rec.get('spectral_convergence'))}, "
-                      f"judged as its own genre {_fmt(rec.get('own_genre'))}"]
+                      f"judged as its own genre {_fmt(rec.get('own_genre'))}"
+                      + (f", content retrieval {_fmt(rec['content_retrieval'])}" if "content_retrieval" in rec else "")]
     lat = metrics.get("latent")
     if lat:
         lines += [f"latent: kNN genre acc {_fmt(lat.get('knn_genre_accuracy'))}, silhouette "
@@ -1251,9 +1253,10 @@ def _own_genre_share(judge, outputs, sr: int, labels) -> float:
     return float(np.mean(np.asarray(heard) == np.asarray(labels)))
 
 
-def _reconstructions(tr, sources, labels, judge) -> tuple[dict, np.ndarray, np.ndarray]:
+def _reconstructions(tr, sources, labels, judge) -> tuple[dict, np.ndarray, np.ndarray, list]:
     """Each clip decoded with its own genre: the reconstruction error and the share the judge
-    hears as that genre; and each window's posterior (mu, logvar) for the latent diagnostics."""
+    hears as that genre; each window's posterior (mu, logvar) for the latent diagnostics; and
+    the reconstructions."""
     pairs, mus, logvars = [], [], []
     for audio, s in zip(tqdm(sources, desc="reconstruction", leave=False), labels):
         # Conditional decoding at strength 0 is the plain reconstruction: one decode, one vocode.
@@ -1263,7 +1266,7 @@ def _reconstructions(tr, sources, labels, judge) -> tuple[dict, np.ndarray, np.n
         logvars.append(logvar)
     rec = mean_reconstruction(pairs, tr.audio, trim=True)
     rec["own_genre"] = _own_genre_share(judge, [o for _, o in pairs], tr.audio.sample_rate, labels)
-    return rec, mus, logvars
+    return rec, mus, logvars, [o for _, o in pairs]
 
 
 def _same_timing_renderings(records, targets, sr: int, max_seconds: float | None) -> list | None:
@@ -1279,7 +1282,7 @@ def _same_timing_renderings(records, targets, sr: int, max_seconds: float | None
 
 def evaluate_model(tr, records, judge, reference_records=None,
                    strengths: dict | None = None, seed: int = 0, max_seconds: float | None = None,
-                   cache=None, model_info: dict | None = None) -> dict:
+                   cache=None, model_info: dict | None = None, reconstruction_retrieval: bool = False) -> dict:
     """Transfer every clip of ``records`` to a random other genre and score it.
 
     Parameters
@@ -1291,6 +1294,8 @@ def evaluate_model(tr, records, judge, reference_records=None,
         retrieval and the same-timing baseline; None on real data
     strengths : {method: [alpha, ...]}; default shift 0.5 / 1 / 2 / 4 / 6, conditional 0.5 / 1 / 2
     max_seconds : evaluate the first seconds of each clip only (None: whole clips)
+    reconstruction_retrieval : also the content retrieval of the reconstructions (with
+        ``reference_records``; the chroma of every clip once more)
 
     Returns
     -------
@@ -1307,7 +1312,10 @@ def evaluate_model(tr, records, judge, reference_records=None,
     def to_judge(x):
         return resample(x, sr, judge_sr)
 
-    reconstruction, mus, logvars = _reconstructions(tr, sources, src_labels, judge)
+    reconstruction, mus, logvars, recons = _reconstructions(tr, sources, src_labels, judge)
+    if reconstruction_retrieval and reference is not None:
+        reconstruction["content_retrieval"] = content_retrieval([to_judge(o) for o in recons], content_ids,
+                                                                src_labels, reference, judge_sr)
     transfer = {}
     for method, alphas in strengths.items():
         transfer[method] = []
