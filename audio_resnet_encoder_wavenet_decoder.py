@@ -6,8 +6,8 @@ one latent row per semitone (``pitch_latent``); the decoder maps each row back t
 pitches through local convolutions, and the WaveNet stack, at the oscillators' frame rate,
 multiplies in a gain of its own per pitch and sets the noise bands. The sound is a bank of
 sines at fixed pitches plus shaped noise (:class:`OscillatorSynth`), so the model never has
-to learn a waveform's phase, nor where a note sits. What follows describes the audio-rate design (``SAMPLE_DESIGN``; the ``tiny`` and
-``full`` presets), of which that is a variant.
+to learn a waveform's phase, nor where a note sits. What follows describes the audio-rate
+design (``SAMPLE_DESIGN``; the ``tiny`` and ``full`` presets), of which that is a variant.
 
 The model reads raw audio. The encoder turns a segment of any length into a latent
 *sequence* (``latent_dim`` channels, one frame every ``hop_length`` samples, where the hop
@@ -60,6 +60,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchaudio
 
+from model import encoder_view
 from prepare_data import AudioConfig, MelFrontEnd, build_mel_transform, override
 from vae_parts import GaussianBottleneck, GenreEmbedding, LatentGenreAdversary, kl_terms, total_loss
 
@@ -627,7 +628,6 @@ class Encoder(nn.Module):
 
     def rows_forward(self, pitch: torch.Tensor) -> torch.Tensor:
         """pitch_latent: log-pitch [B, K, N] -> features [B, C x rows, N / prod(strides)]."""
-        from model import encoder_view
         b, k, n = pitch.shape
         x = encoder_view(pitch[:, None] / LOG_PITCH_SCALE, self.view, self.median_frames)   # (B, 1, K, N)
         h = self.blocks(self.stem(x.reshape(b * k, 1, n)))                  # (B K, C, N')
