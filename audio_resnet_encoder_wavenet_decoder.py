@@ -254,7 +254,8 @@ TRAIN_PRESETS = {
                  beta_warmup_steps=300, free_bits=0.02, adv_weight=0.02,
                  gan_start=250, gan_lr=2e-4, gan_lr_d=2e-4, gan_rec_weight=0.5, gan_cycle_weight=3.0,
                  gan_swap_weight=3.0, gan_channels=(16, 32, 64, 64), gan_norm="none", snapshots=3),
-    "tiny": dict(epochs=2, batch_size=4, lr=1e-3, warmup_steps=1, beta_warmup_steps=4, beta_max=0.1),
+    "tiny": dict(epochs=2, batch_size=4, lr=1e-3, warmup_steps=1, beta_warmup_steps=4, beta_max=0.1,
+                 swap_genre_weight=1.0, swap_start=1, swap_source_labels=True, swap_cycle_weight=1.0, snapshots=2),
 }
 
 
@@ -668,22 +669,22 @@ class Decoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         chans = cfg.channels
-        self.inp = nn.Conv1d(cfg.latent_channels, chans[-1], 3, padding=1)
-        self.upsample = nn.Sequential(*[
-            UpsampleBlock(c_in, c_out, s, cfg.kernel_size, cfg.dilations)
-            for c_in, c_out, s in zip(chans[:0:-1], chans[-2::-1], cfg.strides[::-1])])
-        cond = chans[0]
         self.synth = None
         if cfg.synth == "oscillators":        # one upsampling step to the front-end's (control) rate
             # (an upsampler mirroring each stride left the demo's fit near the mean spectrum:
             # validation loss 3.75 after 150 steps against 3.05 with one step)
             cond = cfg.cond_channels or chans[-1]
-            if cond != chans[-1]:
-                self.inp = nn.Conv1d(cfg.latent_channels, cond, 3, padding=1)
+            self.inp = nn.Conv1d(cfg.latent_channels, cond, 3, padding=1)
             self.upsample = UpsampleBlock(cond, cond, cfg.hop_length // cfg.control_hop, cfg.kernel_size,
                                           cfg.dilations)
             self.synth = OscillatorSynth(cfg.sample_rate, cfg.control_hop, cfg.osc_low_midi, cfg.osc_per_semitone,
                                          cfg.noise_filters)
+        else:                                 # the encoder's strides mirrored up to the audio (or bands') rate
+            cond = chans[0]
+            self.inp = nn.Conv1d(cfg.latent_channels, chans[-1], 3, padding=1)
+            self.upsample = nn.Sequential(*[
+                UpsampleBlock(c_in, c_out, s, cfg.kernel_size, cfg.dilations)
+                for c_in, c_out, s in zip(chans[:0:-1], chans[-2::-1], cfg.strides[::-1])])
         self.start = nn.Linear(cond + int(cfg.noise), cfg.residual_channels)
         embed = cfg.genre_embed_dim if cfg.conditional else None
         self.layers = nn.ModuleList([

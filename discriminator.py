@@ -8,8 +8,9 @@ output), so one module serves every model family.
   its own stack of strided 2-D convolutions (spectral or weight normalisation), and is told the
   genre by projection (Miyato & Koyama 2018): a patch with features h scores
   ``psi(h) + <embed(y), h>``. Its layers' features serve feature matching.
-- :class:`GenreClassifier` is a small CNN trained on real mels only, then frozen: its
-  cross-entropy on a decode told another genre is the signal that makes the decoder
+- :class:`GenreClassifier` is a small CNN trained on real mels (and, if the trainer asks,
+  on decodes told another genre, labelled with their source genre), frozen while it judges:
+  its cross-entropy on a decode told another genre is the signal that makes the decoder
   render the genre it was asked for (StarGAN's domain classification loss). A realism
   discriminator alone does not give it: it rates a swapped decode that copies the source
   genre as real.
@@ -84,11 +85,17 @@ class GenreClassifier(nn.Module):
     """A small CNN genre classifier: normalised log-mel [B, 1, M, F] -> logits [B, G].
 
     Four (conv3x3 -> GroupNorm -> LeakyReLU -> 2x2 max-pool) stages; the features are
-    averaged over time, flattened over frequency and read by a linear layer (with dropout).
+    averaged over time (``pooling="mean"``; ``"mean+std"`` adds their standard deviation over
+    time, so the head also reads how the sound moves: hits, tremolo), flattened over
+    frequency and read by a linear layer (with dropout).
     """
 
-    def __init__(self, n_genres: int, n_mels: int, channels=(16, 32, 64, 64), dropout: float = 0.3):
+    def __init__(self, n_genres: int, n_mels: int, channels=(16, 32, 64, 64), dropout: float = 0.3,
+                 pooling: str = "mean"):
         super().__init__()
+        if pooling not in ("mean", "mean+std"):
+            raise ValueError(f"GenreClassifier: pooling {pooling!r}; expected 'mean' or 'mean+std'")
+        self.pooling = pooling
         layers, c_in = [], 1
         for c in channels:
             layers += [nn.Conv2d(c_in, c, 3, padding=1), nn.GroupNorm(min(8, c), c), nn.LeakyReLU(0.2),
@@ -98,20 +105,23 @@ class GenreClassifier(nn.Module):
         rows = n_mels // 2 ** len(channels)
         if rows < 1:
             raise ValueError(f"GenreClassifier: {n_mels} mel bands cannot be halved {len(channels)} times")
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(c_in * rows, n_genres))
+        stats = 2 if pooling == "mean+std" else 1
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(stats * c_in * rows, n_genres))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x).mean(dim=-1).flatten(1))                # (B, G)
+        h = self.body(x)
+        pooled = h.mean(dim=-1) if self.pooling == "mean" else torch.cat([h.mean(dim=-1), h.std(dim=-1, correction=0)], 1)
+        return self.head(pooled.flatten(1))                                   # (B, G)
 
 
 class Critics(nn.Module):
     """The discriminator and the genre classifier of one training run."""
 
     def __init__(self, n_genres: int, n_mels: int, scales=(1, 2, 4), channels=(32, 64, 128, 128),
-                 norm: str = "spectral"):
+                 norm: str = "spectral", classifier_pooling: str = "mean"):
         super().__init__()
         self.discriminator = MelDiscriminator(n_genres, scales, channels, norm)
-        self.classifier = GenreClassifier(n_genres, n_mels)
+        self.classifier = GenreClassifier(n_genres, n_mels, pooling=classifier_pooling)
 
 
 # --------------------------------------------------------------------------- losses

@@ -1256,7 +1256,7 @@ def _own_genre_share(judge, outputs, sr: int, labels) -> float:
 def _reconstructions(tr, sources, labels, judge) -> tuple[dict, np.ndarray, np.ndarray, list]:
     """Each clip decoded with its own genre: the reconstruction error and the share the judge
     hears as that genre; each window's posterior (mu, logvar) for the latent diagnostics; and
-    the reconstructions."""
+    the reconstructions at the judge's rate."""
     pairs, mus, logvars = [], [], []
     for audio, s in zip(tqdm(sources, desc="reconstruction", leave=False), labels):
         # Conditional decoding at strength 0 is the plain reconstruction: one decode, one vocode.
@@ -1265,8 +1265,9 @@ def _reconstructions(tr, sources, labels, judge) -> tuple[dict, np.ndarray, np.n
         mus.append(mu)
         logvars.append(logvar)
     rec = mean_reconstruction(pairs, tr.audio, trim=True)
-    rec["own_genre"] = _own_genre_share(judge, [o for _, o in pairs], tr.audio.sample_rate, labels)
-    return rec, mus, logvars, [o for _, o in pairs]
+    judged = [resample(o, tr.audio.sample_rate, judge.sr) for _, o in pairs]
+    rec["own_genre"] = _own_genre_share(judge, judged, judge.sr, labels)
+    return rec, mus, logvars, judged
 
 
 def _same_timing_renderings(records, targets, sr: int, max_seconds: float | None) -> list | None:
@@ -1314,7 +1315,7 @@ def evaluate_model(tr, records, judge, reference_records=None,
 
     reconstruction, mus, logvars, recons = _reconstructions(tr, sources, src_labels, judge)
     if reconstruction_retrieval and reference is not None:
-        reconstruction["content_retrieval"] = content_retrieval([to_judge(o) for o in recons], content_ids,
+        reconstruction["content_retrieval"] = content_retrieval(recons, content_ids,
                                                                 src_labels, reference, judge_sr)
     transfer = {}
     for method, alphas in strengths.items():

@@ -5,7 +5,8 @@
     torchrun --nproc_per_node 4 trainer.py --data ... --preset full --out ...         # DDP
 
 Training has two phases (as RAVE's): the VAE phase (reconstruction + beta x KL + the latent
-genre adversary), then, from ``train.gan_start``, the adversarial phase (``_gan_step``): the
+genre adversary, and from ``train.swap_start`` the genre classifier's term on decodes told
+another genre), then, from ``train.gan_start``, the adversarial phase (``_gan_step``): the
 encoder is frozen and the decoder learns against the critics of :mod:`discriminator`.
 
 Re-running the same command resumes from ``<out>/latest.pt`` (``--fresh`` starts over).
@@ -93,10 +94,20 @@ class TrainConfig:
     # classifier, trained on real mels during the VAE phase and then frozen, asks each swapped
     # decode to be heard as its target genre. Cycle terms: re-encoding a swapped decode gives mu
     # back, and decoding that with the source genre gives the input back.
-    gan_start: int = -1                 # -1: no adversarial phase (and no classifier)
+    gan_start: int = -1                 # -1: no adversarial phase
+    # The classifier can already steer the VAE phase: from step swap_start on, each batch is also
+    # decoded told a random other genre and the classifier's cross-entropy of that decode (weight
+    # swap_genre_weight) trains encoder and decoder together, so the encoder learns a latent the
+    # decoder can re-colour. The classifier is then trained (on real mels) with or without an
+    # adversarial phase.
+    swap_genre_weight: float = 0.0
+    swap_start: int = 0
+    swap_source_labels: bool = False    # the classifier also learns to name a swapped decode's source genre
+    swap_cycle_weight: float = 0.0      # |mu(swapped decode) - mu|: the swapped decode keeps the song
     gan_lr: float = 1e-4                # Adam of the decoder and genre embedding in that phase
     gan_lr_d: float = 2e-4              # Adam of the discriminator
     classifier_lr: float = 1e-3         # Adam of the genre classifier (VAE phase)
+    classifier_pooling: str = "mean"    # its features over time: "mean" | "mean+std"
     gan_rec_weight: float = 10.0        # the family's reconstruction term
     gan_fm_weight: float = 10.0         # feature matching on reconstructions
     gan_adv_weight: float = 1.0         # hinge loss of reconstructions ...
@@ -107,9 +118,9 @@ class TrainConfig:
     gan_scales: tuple = (1, 2, 4)       # time pooling of the discriminator's scales
     gan_channels: tuple = (32, 64, 128, 128)
     gan_norm: str = "spectral"          # the discriminator's weight normalisation: spectral | weight | none
-    # The adversarial phase swings from epoch to epoch (README design notes), so the last
-    # `snapshots` epochs of it are kept as epoch<N>.pt for evaluation.select_checkpoint to
-    # choose from on held-out clips.
+    # Transfer swings from epoch to epoch once decodes are asked for other genres (README design
+    # notes), so the last `snapshots` epochs (of the adversarial phase, or of the run) are kept
+    # as epoch<N>.pt for evaluation.select_checkpoint to choose from on held-out clips.
     snapshots: int = 0
 
 
@@ -432,12 +443,13 @@ class MemoryEfficientTrainer:
         self.autocast = dict(device_type=self.device.type, dtype=torch.bfloat16,
                              enabled=cfg.amp and self.device.type == "cuda")
         self.critics, self.gan_optimizers = None, {}
-        if cfg.gan_start >= 0:
+        if cfg.gan_start >= 0 or cfg.swap_genre_weight > 0:
             if not getattr(model_cfg, "conditional", False):
-                raise InputError("train.gan_start >= 0: the adversarial phase decodes with other genres and needs "
-                                 "a genre-conditional decoder (model.conditional=True), or set train.gan_start=-1")
+                raise InputError("train.gan_start >= 0 or train.swap_genre_weight > 0: decoding with other genres "
+                                 "needs a genre-conditional decoder (model.conditional=True), or set "
+                                 "train.gan_start=-1 and train.swap_genre_weight=0")
             self.critics = Critics(len(self.genres), audio.n_mels, cfg.gan_scales, cfg.gan_channels,
-                                  cfg.gan_norm).to(self.device)
+                                  cfg.gan_norm, cfg.classifier_pooling).to(self.device)
             if cfg.channels_last:
                 self.critics = self.critics.to(memory_format=torch.channels_last)
             adam = lambda params, lr, betas=(0.9, 0.999): torch.optim.Adam(params, lr=lr, betas=betas)  # noqa: E731
@@ -459,7 +471,7 @@ class MemoryEfficientTrainer:
     @property
     def adversarial(self) -> bool:
         """Whether the next optimiser step belongs to the adversarial phase."""
-        return self.critics is not None and self.step >= self.cfg.gan_start
+        return self.critics is not None and 0 <= self.cfg.gan_start <= self.step
 
     def _generator_parameters(self) -> list:
         core = _unwrap(self.model)
@@ -535,7 +547,8 @@ class MemoryEfficientTrainer:
         if self.critics is not None:
             if not state.get("critics"):
                 raise InputError("cannot resume: the checkpoint holds no discriminator or genre classifier, and "
-                                 "this run has an adversarial phase (train.gan_start); use --fresh or another --out")
+                                 "this run has one (train.gan_start or train.swap_genre_weight); use --fresh or "
+                                 "another --out")
             self.critics.load_state_dict(state["critics"])
             for k, opt in self.gan_optimizers.items():
                 opt.load_state_dict(state["gan_optimizers"][k])
@@ -584,9 +597,18 @@ class MemoryEfficientTrainer:
         with torch.autocast(**self.autocast):
             out = model(_unwrap(model).prepare(wave), genre)
             terms = self.loss(out, genre, self.beta(self.step))
+            swapped = None
+            if self.critics is not None and self.cfg.swap_genre_weight > 0 and self.step >= self.cfg.swap_start:
+                swap_terms, swapped = self._swap_genre_term(out["z"], out["mu"], genre)
+                terms.update(swap_terms)
+                terms["total"] = terms["total"] + self.cfg.swap_genre_weight * terms["swap_genre"] \
+                    + self.cfg.swap_cycle_weight * terms.get("swap_cycle", 0.0)
         (terms["total"] / self.cfg.accum_steps).backward()
         if self.critics is not None:
-            terms.update(self._classifier_step(_unwrap(model).mel_view(out["target"]).detach(), genre))
+            mel, labels = _unwrap(model).mel_view(out["target"]).detach(), genre
+            if swapped is not None and self.cfg.swap_source_labels:
+                mel, labels = torch.cat([mel, swapped.detach()]), torch.cat([genre, genre])
+            terms.update(self._classifier_step(mel, labels))
         if last:
             torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
             self.optimizer.step()
@@ -594,6 +616,27 @@ class MemoryEfficientTrainer:
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
         return terms
+
+    def _swap_genre_term(self, z: torch.Tensor, mu: torch.Tensor, genre: torch.Tensor) -> tuple[dict, torch.Tensor]:
+        """The frozen-for-this-step classifier's cross-entropy of z decoded with a random other
+        genre (and, with ``swap_cycle_weight``, how far that decode's posterior mean lands from
+        ``mu``), and that decode's mel."""
+        core, clf = _unwrap(self.model), self.critics.classifier
+        target = (genre + torch.randint(1, len(self.genres), genre.shape, device=genre.device)) % len(self.genres)
+        clf.eval()
+        for p in clf.parameters():
+            p.requires_grad_(False)
+        decoded = core.decode(z, target)
+        mel = core.mel_view(decoded)
+        logits = clf(mel)
+        for p in clf.parameters():
+            p.requires_grad_(True)
+        terms = {"swap_genre": F.cross_entropy(logits.float(), target),
+                 "swap_genre_acc": (logits.argmax(-1) == target).float().mean()}
+        if self.cfg.swap_cycle_weight > 0:
+            _, mu_swap, _ = core.encode(core.as_input(decoded))
+            terms["swap_cycle"] = (mu_swap.float() - mu.detach().float()).abs().mean()
+        return terms, mel
 
     def _classifier_step(self, mel: torch.Tensor, genre: torch.Tensor) -> dict:
         clf, opt = self.critics.classifier, self.gan_optimizers["classifier"]
@@ -740,7 +783,7 @@ class MemoryEfficientTrainer:
                     self.best_val = val["select"]
                     self.save("best.pt")
                 self.save("latest.pt")
-                if self.adversarial and self.cfg.snapshots > 0:
+                if self.cfg.snapshots > 0 and (self.adversarial or self.epoch > self.cfg.epochs - self.cfg.snapshots):
                     self.save(f"epoch{self.epoch}.pt")
                     for old in epoch_snapshots(self.out)[:-self.cfg.snapshots]:
                         old.unlink()

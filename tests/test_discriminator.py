@@ -42,6 +42,11 @@ def test_feature_matching_is_zero_for_the_same_mels_and_the_classifier_reads_any
         assert float(feature_matching_loss(disc(x, g), disc(x + 0.5, g))) > 0.0
     clf = GenreClassifier(10, 128)
     assert clf(torch.rand(2, 1, 128, 48)).shape == clf(torch.rand(2, 1, 128, 128)).shape == (2, 10)
+    # Statistics pooling reads how the features move over time, down to a single pooled frame.
+    moving = GenreClassifier(10, 128, pooling="mean+std").eval()
+    assert moving(torch.rand(2, 1, 128, 16)).shape == (2, 10) and torch.isfinite(moving(torch.rand(1, 1, 128, 16))).all()
+    with pytest.raises(ValueError, match="pooling 'max'"):
+        GenreClassifier(10, 128, pooling="max")
     with pytest.raises(ValueError, match="8 mel bands"):
         GenreClassifier(10, 8)
     with pytest.raises(ValueError, match="norm 'batch'"):
@@ -78,3 +83,45 @@ def test_one_adversarial_step_changes_decoder_and_discriminator_not_the_encoder(
             "total"} <= set(terms)
     assert all(torch.isfinite(v).all() for v in terms.values())
     assert tr.step == 1
+
+
+def _swap_trainer(tmp_path, **train):
+    audio, model_cfg, train_cfg = trainer.configs("wave", "tiny", train={"gan_start": -1, **train})
+    torch.manual_seed(0)
+    fam = trainer.get_family("wave")
+    wave = torch.randn(8, audio.segment_samples) * 0.1
+    data = torch.utils.data.TensorDataset(wave, torch.arange(8) % 10)
+    return trainer.MemoryEfficientTrainer(fam.model(model_cfg, audio), fam.loss(train_cfg, audio), train_cfg,
+                                          tmp_path, family="wave", audio=audio, model_cfg=model_cfg,
+                                          train_data=data, val_data=data, genres=[str(i) for i in range(10)])
+
+
+def test_the_swap_genre_term_trains_the_encoder_from_its_start_step(tmp_path):
+    """Without an adversarial phase the classifier still exists for the swap term, which joins
+    the VAE loss from swap_start on and reaches the encoder through the latent."""
+    wave, genre = torch.randn(4, trainer.configs("wave", "tiny")[0].segment_samples) * 0.1, torch.tensor([0, 1, 2, 3])
+    encoders = {}
+    for weight in (0.0, 1.0):
+        tr = _swap_trainer(tmp_path / str(weight), swap_genre_weight=weight, swap_start=1, swap_source_labels=True,
+                           swap_cycle_weight=weight)
+        assert (tr.critics is not None) == (weight > 0) and not tr.adversarial
+        tr.model.train()
+        first = tr._vae_step(wave, genre, last=True)                 # step 0 < swap_start: no term
+        assert "swap_genre" not in first
+        snap = {k: v.detach().clone() for k, v in tr.model.encoder.state_dict().items()}
+        torch.manual_seed(1)
+        terms = tr._vae_step(wave, genre, last=True)
+        encoders[weight] = {k: v - snap[k] for k, v in tr.model.encoder.state_dict().items()}
+        assert ("swap_genre" in terms) == ("swap_cycle" in terms) == (weight > 0)
+        if weight:
+            assert torch.isfinite(terms["swap_genre"]) and float(terms["swap_genre"].detach()) > 0.5   # ~ln 10 untrained
+    moved = sum(float((encoders[1.0][k] - encoders[0.0][k]).abs().sum()) for k in encoders[0.0])
+    assert moved > 1e-4                                              # the classifier's term moved the encoder
+    with pytest.raises(trainer.InputError, match="swap_genre_weight"):
+        audio, model_cfg, train_cfg = trainer.configs("mel", "tiny", model={"conditional": False},
+                                                      train={"gan_start": -1, "swap_genre_weight": 1.0})
+        fam = trainer.get_family("mel")
+        trainer.MemoryEfficientTrainer(fam.model(model_cfg, audio), fam.loss(train_cfg, audio), train_cfg, tmp_path,
+                                       family="mel", audio=audio, model_cfg=model_cfg,
+                                       train_data=torch.utils.data.TensorDataset(torch.zeros(2, 10), torch.zeros(2)),
+                                       val_data=None, genres=["a", "b"])
