@@ -110,7 +110,9 @@ class GenreClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.body(x)
-        pooled = h.mean(dim=-1) if self.pooling == "mean" else torch.cat([h.mean(dim=-1), h.std(dim=-1, correction=0)], 1)
+        pooled = h.mean(dim=-1)
+        if self.pooling == "mean+std":
+            pooled = torch.cat([pooled, h.std(dim=-1, correction=0)], 1)
         return self.head(pooled.flatten(1))                                   # (B, G)
 
 

@@ -617,12 +617,19 @@ class MemoryEfficientTrainer:
             self.step += 1
         return terms
 
+    def _other_genres(self, genre: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A random genre other than each of ``genre`` (drawn on the CPU from ``generator`` when given)."""
+        n = len(self.genres)
+        if generator is None:
+            return (genre + torch.randint(1, n, genre.shape, device=genre.device)) % n
+        return (genre + torch.randint(1, n, genre.shape, generator=generator).to(genre.device)) % n
+
     def _swap_genre_term(self, z: torch.Tensor, mu: torch.Tensor, genre: torch.Tensor) -> tuple[dict, torch.Tensor]:
         """The frozen-for-this-step classifier's cross-entropy of z decoded with a random other
         genre (and, with ``swap_cycle_weight``, how far that decode's posterior mean lands from
         ``mu``), and that decode's mel."""
         core, clf = _unwrap(self.model), self.critics.classifier
-        target = (genre + torch.randint(1, len(self.genres), genre.shape, device=genre.device)) % len(self.genres)
+        target = self._other_genres(genre)
         clf.eval()
         for p in clf.parameters():
             p.requires_grad_(False)
@@ -657,7 +664,7 @@ class MemoryEfficientTrainer:
         for p in self._encoder_parameters():
             p.requires_grad_(False)                                     # the encoder is frozen
         critics.classifier.eval()
-        target = (genre + torch.randint(1, len(self.genres), genre.shape, device=genre.device)) % len(self.genres)
+        target = self._other_genres(genre)
         with torch.autocast(**self.autocast):
             with torch.no_grad():
                 x = core.prepare(wave)
@@ -717,8 +724,7 @@ class MemoryEfficientTrainer:
             terms["select"] = terms["recon"].detach().float()
             if self.critics is not None:
                 g = torch.Generator(device="cpu").manual_seed(self.cfg.seed * 7919 + i)
-                target = (genre + torch.randint(1, len(self.genres), genre.shape, generator=g).to(genre.device)) \
-                    % len(self.genres)
+                target = self._other_genres(genre, g)
                 swapped = core.mel_view(core.decode(out["mu"], target))
                 terms["swap_acc"] = (self.critics.classifier.eval()(swapped).argmax(-1) == target).float().mean()
                 terms["select"] = terms["select"] + 1.0 - terms["swap_acc"]
