@@ -104,6 +104,7 @@ class TrainConfig:
     swap_start: int = 0
     swap_source_labels: bool = False    # the classifier also learns to name a swapped decode's source genre
     swap_cycle_weight: float = 0.0      # |mu(swapped decode) - mu|: the swapped decode keeps the song
+    swap_fraction: float = 1.0          # the share of each batch so decoded (the term's cost scales with it)
     gan_lr: float = 1e-4                # Adam of the decoder and genre embedding in that phase
     gan_lr_d: float = 2e-4              # Adam of the discriminator
     classifier_lr: float = 1e-3         # Adam of the genre classifier (VAE phase)
@@ -448,6 +449,8 @@ class MemoryEfficientTrainer:
                 raise InputError("train.gan_start >= 0 or train.swap_genre_weight > 0: decoding with other genres "
                                  "needs a genre-conditional decoder (model.conditional=True), or set "
                                  "train.gan_start=-1 and train.swap_genre_weight=0")
+            if not 0 < cfg.swap_fraction <= 1:
+                raise InputError(f"train.swap_fraction={cfg.swap_fraction}: expected a share of the batch in (0, 1]")
             self.critics = Critics(len(self.genres), audio.n_mels, cfg.gan_scales, cfg.gan_channels,
                                   cfg.gan_norm, cfg.classifier_pooling).to(self.device)
             if cfg.channels_last:
@@ -607,7 +610,7 @@ class MemoryEfficientTrainer:
         if self.critics is not None:
             mel, labels = _unwrap(model).mel_view(out["target"]).detach(), genre
             if swapped is not None and self.cfg.swap_source_labels:
-                mel, labels = torch.cat([mel, swapped.detach()]), torch.cat([genre, genre])
+                mel, labels = torch.cat([mel, swapped.detach()]), torch.cat([genre, genre[:len(swapped)]])
             terms.update(self._classifier_step(mel, labels))
         if last:
             torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
@@ -627,8 +630,10 @@ class MemoryEfficientTrainer:
     def _swap_genre_term(self, z: torch.Tensor, mu: torch.Tensor, genre: torch.Tensor) -> tuple[dict, torch.Tensor]:
         """The frozen-for-this-step classifier's cross-entropy of z decoded with a random other
         genre (and, with ``swap_cycle_weight``, how far that decode's posterior mean lands from
-        ``mu``), and that decode's mel."""
+        ``mu``), and that decode's mel; on the first ``swap_fraction`` of the batch (shuffled)."""
         core, clf = _unwrap(self.model), self.critics.classifier
+        k = max(1, round(self.cfg.swap_fraction * len(genre)))
+        z, mu, genre = z[:k], mu[:k], genre[:k]
         target = self._other_genres(genre)
         clf.eval()
         for p in clf.parameters():

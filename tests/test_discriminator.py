@@ -96,6 +96,24 @@ def _swap_trainer(tmp_path, **train):
                                           train_data=data, val_data=data, genres=[str(i) for i in range(10)])
 
 
+def test_the_swap_fraction_decodes_only_that_share_of_the_batch(tmp_path):
+    """swap_fraction=0.5: the classifier's term sees (and its gradient reaches) only the first
+    half of the batch's latents; a share outside (0, 1] is refused with its name."""
+    tr = _swap_trainer(tmp_path, swap_genre_weight=1.0, swap_cycle_weight=1.0, swap_fraction=0.5)
+    wave, genre = torch.randn(4, trainer.configs("wave", "tiny")[0].segment_samples) * 0.1, torch.tensor([0, 1, 2, 3])
+    core = tr.model
+    z, mu, _ = core.encode(core.prepare(wave))
+    z = z.detach().requires_grad_(True)
+    terms, mel = tr._swap_genre_term(z, mu.detach(), genre)
+    assert mel.shape[0] == 2 and torch.isfinite(terms["swap_cycle"])
+    (terms["swap_genre"] + terms["swap_cycle"]).backward()
+    per_clip = z.grad.flatten(1).abs().sum(1)
+    assert float(per_clip[:2].min()) > 0 and float(per_clip[2:].max()) == 0
+    for bad in (0.0, 1.5):
+        with pytest.raises(trainer.InputError, match="swap_fraction"):
+            _swap_trainer(tmp_path, swap_genre_weight=1.0, swap_fraction=bad)
+
+
 def test_the_swap_genre_term_trains_the_encoder_from_its_start_step(tmp_path):
     """Without an adversarial phase the classifier still exists for the swap term, which joins
     the VAE loss from swap_start on and reaches the encoder through the latent."""
