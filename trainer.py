@@ -635,14 +635,11 @@ class MemoryEfficientTrainer:
         k = max(1, round(self.cfg.swap_fraction * len(genre)))
         z, mu, genre = z[:k], mu[:k], genre[:k]
         target = self._other_genres(genre)
-        clf.eval()
-        for p in clf.parameters():
-            p.requires_grad_(False)
         decoded = core.decode(z, target)
         mel = core.mel_view(decoded)
+        clf.eval().requires_grad_(False)           # it judges here; it learns in _classifier_step
         logits = clf(mel)
-        for p in clf.parameters():
-            p.requires_grad_(True)
+        clf.requires_grad_(True)
         terms = {"swap_genre": F.cross_entropy(logits.float(), target),
                  "swap_genre_acc": (logits.argmax(-1) == target).float().mean()}
         if self.cfg.swap_cycle_weight > 0:
@@ -685,8 +682,7 @@ class MemoryEfficientTrainer:
         d_loss.backward()
         self._sync(disc.parameters())
         opt_d.step()
-        for p in critics.parameters():
-            p.requires_grad_(False)
+        critics.requires_grad_(False)                                   # they judge the decoder's step
         with torch.autocast(**self.autocast):
             with torch.no_grad():
                 d_real = disc(real, genre)
@@ -712,8 +708,7 @@ class MemoryEfficientTrainer:
         terms["total"].backward()
         self._sync(self._generator_parameters())
         opt_g.step()
-        for p in critics.parameters():
-            p.requires_grad_(True)
+        critics.requires_grad_(True)
         self.step += 1
         return {**terms, "gan_d": d_loss.detach(), "gan_genre_acc": (logits.argmax(-1) == target).float().mean()}
 
