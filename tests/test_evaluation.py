@@ -1,4 +1,5 @@
-"""Tests for evaluation: judge, transfer baselines, content, reconstruction, latent, metrics.json.
+"""Tests for evaluation and the measures under it: the judge (judge), transfer baselines,
+content and reconstruction (audio_metrics), latent (latent_metrics), metrics.json.
 
 Clips are rendered in memory with synthetic_gtzan.render_clip (10 contents x 10 genres x
 5 s at 16 kHz), once per module: contents 0-5 train the judge, contents 6-9 are held out
@@ -13,7 +14,10 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import audio_metrics as am  # noqa: E402
 import evaluation as ev  # noqa: E402
+import judge as jd  # noqa: E402
+import latent_metrics as lm  # noqa: E402
 from prepare_data import AudioConfig  # noqa: E402
 from SlicingDataLoading import GENRES  # noqa: E402
 
@@ -39,13 +43,13 @@ def reference(clips):
 
 @pytest.fixture(scope="module")
 def chroma_ref(reference):
-    return ev.ChromaReference.from_audio(reference, SR)
+    return am.ChromaReference.from_audio(reference, SR)
 
 
 @pytest.fixture(scope="module")
 def judge(clips):
     train = [(a, g) for (c, g), a in clips.items() if c in TRAIN_CONTENTS]
-    return ev.GenreJudge(progress=False).fit([a for a, _ in train], [g for _, g in train], SR)
+    return jd.GenreJudge(progress=False).fit([a for a, _ in train], [g for _, g in train], SR)
 
 
 @pytest.fixture(scope="module")
@@ -66,12 +70,12 @@ def tone(seconds=2.0, sr=SR, f=440.0, seed=0):
 # --------------------------------------------------------------------------- judge
 def test_judge_features_names_shape_and_gain_invariance():
     x = tone(1.0)                                          # the shortest clip accepted
-    f = ev.judge_features(x, SR)
-    assert f.shape == (len(ev.JUDGE_FEATURE_NAMES),) and np.all(np.isfinite(f))
-    assert tuple(ev._feature_dict(x, SR)) == ev.JUDGE_FEATURE_NAMES
-    np.testing.assert_allclose(ev.judge_features(0.25 * x, SR), f, rtol=1e-3, atol=1e-3)
+    f = jd.judge_features(x, SR)
+    assert f.shape == (len(jd.JUDGE_FEATURE_NAMES),) and np.all(np.isfinite(f))
+    assert tuple(jd._feature_dict(x, SR)) == jd.JUDGE_FEATURE_NAMES
+    np.testing.assert_allclose(jd.judge_features(0.25 * x, SR), f, rtol=1e-3, atol=1e-3)
     with pytest.raises(ValueError, match="shorter than 1.0 s"):
-        ev.judge_features(x[: SR // 2], SR)
+        jd.judge_features(x[: SR // 2], SR)
 
 
 def test_judge_held_out_contents_well_above_chance(judge, reference):
@@ -90,7 +94,7 @@ def test_judge_save_load_identity(judge, reference, tmp_path):
     path = judge.to_file(tmp_path / "judge.npz")
     with np.load(path, allow_pickle=False) as z:           # arrays only
         assert "coef" in z.files
-    loaded = ev.GenreJudge.from_file(path, progress=False)
+    loaded = jd.GenreJudge.from_file(path, progress=False)
     np.testing.assert_allclose(loaded.predict_proba(audios, SR), judge.predict_proba(audios, SR), atol=1e-12)
     assert loaded.info() == judge.info()
 
@@ -109,15 +113,15 @@ def test_single_cues_tell_genres_apart_far_worse_than_the_judge(clips, judge):
     args = ([a for a, _ in train], [g for _, g in train], [a for a, _ in test], [g for _, g in test], SR)
     judge_acc = judge.score(args[2], args[3], SR)
     for feature in ("rms", "centroid"):
-        acc = ev.single_feature_accuracy(*args, feature)
+        acc = jd.single_feature_accuracy(*args, feature)
         assert 0.0 <= acc < 0.5 and acc < judge_acc - 0.3, (feature, acc, judge_acc)
     with pytest.raises(ValueError, match="'pitch'"):
-        ev.single_feature_accuracy(*args, "pitch")
+        jd.single_feature_accuracy(*args, "pitch")
 
 
 def test_split_by_content_shares_no_content():
     ids = [c for c in range(10) for _ in GENRES]
-    train, test = ev.split_by_content(ids, test_fraction=0.3, seed=1)
+    train, test = jd.split_by_content(ids, test_fraction=0.3, seed=1)
     assert len(train) + len(test) == len(ids) and len(test) == 30
     assert not {ids[i] for i in train} & {ids[i] for i in test}
 
@@ -137,62 +141,62 @@ def test_identity_and_random_target_baselines(judge, reference, chroma_ref, tran
 
 
 def test_content_similarity_prefers_same_content_in_another_genre(reference):
-    same = [ev.content_similarity(reference[(c, "rock")], reference[(c, "jazz")], SR) for c in TEST_CONTENTS]
-    other = [ev.content_similarity(reference[(c, "rock")], reference[(c + 1 if c < 9 else 6, "jazz")], SR)
+    same = [am.content_similarity(reference[(c, "rock")], reference[(c, "jazz")], SR) for c in TEST_CONTENTS]
+    other = [am.content_similarity(reference[(c, "rock")], reference[(c + 1 if c < 9 else 6, "jazz")], SR)
              for c in TEST_CONTENTS]
     assert np.mean(same) > np.mean(other) + 0.2, (same, other)
     x = reference[(6, "pop")]
-    assert ev.content_similarity(x, x, SR) == pytest.approx(1.0)
-    assert ev.content_similarity(x, x[: 3 * SR], SR) == pytest.approx(1.0, abs=0.05)   # trimmed to common length
+    assert am.content_similarity(x, x, SR) == pytest.approx(1.0)
+    assert am.content_similarity(x, x[: 3 * SR], SR) == pytest.approx(1.0, abs=0.05)   # trimmed to common length
 
 
 def test_content_similarity_is_tempo_invariant(reference):
     import librosa
     x = reference[(7, "country")]
     faster = librosa.effects.time_stretch(x, rate=1.4)    # same pitches, 1.4 x the tempo
-    aligned = ev.content_similarity(x, faster, SR, max_stretch=1.0)
-    searched = ev.content_similarity(x, faster, SR)
+    aligned = am.content_similarity(x, faster, SR, max_stretch=1.0)
+    searched = am.content_similarity(x, faster, SR)
     assert searched >= 0.8 and searched > aligned + 0.15, (aligned, searched)   # measured 0.88 vs 0.62
     with pytest.raises(ValueError, match="max_stretch must be >= 1, got 0.5"):
-        ev.content_similarity(x, faster, SR, max_stretch=0.5)
+        am.content_similarity(x, faster, SR, max_stretch=0.5)
 
 
 def test_chroma_of_many_clips_equals_the_chroma_of_each(reference):
     clips = list(reference.values())[:5]
     clips = clips + [clips[0][: SR * 3], clips[1][: SR * 3 + 7]]      # three lengths, one clip alone
-    many = ev.chroma_cens_many(clips, SR, chunk=2)
+    many = am.chroma_cens_many(clips, SR, chunk=2)
     assert len(many) == len(clips)
     import librosa
     for clip, cens in zip(clips, many):                                  # one clip through librosa alone
-        alone = librosa.feature.chroma_cens(y=clip, sr=SR, hop_length=ev._chroma_hop(SR), tuning=0.0)
-        assert np.array_equal(cens, alone[:, ::ev.CENS_DOWNSAMPLE])
-        assert np.array_equal(ev.chroma_cens(clip, SR), cens)
+        alone = librosa.feature.chroma_cens(y=clip, sr=SR, hop_length=am._chroma_hop(SR), tuning=0.0)
+        assert np.array_equal(cens, alone[:, ::am.CENS_DOWNSAMPLE])
+        assert np.array_equal(am.chroma_cens(clip, SR), cens)
     with pytest.raises(ValueError, match="audios"):
-        ev.chroma_cens_many([clips[0], np.zeros(10)], SR)
+        am.chroma_cens_many([clips[0], np.zeros(10)], SR)
 
 
 def test_stretching_by_all_factors_at_once_equals_one_factor_at_a_time():
     a = np.random.default_rng(0).random((12, 97))
-    factors = [f for f in ev._stretch_factors(ev.CONTENT_MAX_STRETCH) if f != 1.0]
-    versions = ev._stretched(a)
+    factors = [f for f in am._stretch_factors(am.CONTENT_MAX_STRETCH) if f != 1.0]
+    versions = am._stretched(a)
     assert len(versions) == len(factors) + 1 and versions[0] is a
     for v, f in zip(versions[1:], factors):
-        assert np.array_equal(v, ev._stretch(a, f))
-    assert ev._stretched(a, 1.0) == [a]
+        assert np.array_equal(v, am._stretch(a, f))
+    assert am._stretched(a, 1.0) == [a]
 
 
 def test_content_retrieval_from_audio_and_precomputed_reference(reference, chroma_ref, transfer_case):
     ref = chroma_ref
     assert ref.contents("rock") == ["6", "7", "8", "9"]
-    got = ev.content_retrieval(transfer_case["sources"], transfer_case["content_ids"],
+    got = am.content_retrieval(transfer_case["sources"], transfer_case["content_ids"],
                                transfer_case["target_genres"], ref, sr=SR)
     assert got >= 0.9
     sub = [k for k in sorted(reference) if k[0] in (6, 7)]   # the audio path, two contents: chance 0.5
-    got_audio = ev.content_retrieval([reference[k] for k in sub], [c for c, _ in sub], ["blues"] * len(sub),
+    got_audio = am.content_retrieval([reference[k] for k in sub], [c for c, _ in sub], ["blues"] * len(sub),
                                      {k: reference[k] for k in reference if k[0] in (6, 7)}, sr=SR)
     assert got_audio >= 0.9
     with pytest.raises(ValueError, match="content '42'"):
-        ev.content_retrieval(transfer_case["sources"][:1], [42], ["rock"], ref, sr=SR)
+        am.content_retrieval(transfer_case["sources"][:1], [42], ["rock"], ref, sr=SR)
 
 
 def test_evaluate_transfer_without_reference(judge, transfer_case):
@@ -221,19 +225,19 @@ def test_evaluate_transfer_rejects_bad_inputs(judge, transfer_case, change, matc
 
 
 def test_unknown_genre_index_and_name():
-    assert ev.genre_index("rock") == GENRES.index("rock") and ev.genre_index(3) == 3
+    assert am.genre_index("rock") == GENRES.index("rock") and am.genre_index(3) == 3
     for bad in ("Rock", "polka", 10, -1, None):
         with pytest.raises(ValueError, match="unknown genre"):
-            ev.genre_index(bad)
+            am.genre_index(bad)
 
 
 # --------------------------------------------------------------------------- reconstruction
 def test_reconstruction_metrics_zero_for_identical_and_grow_with_noise():
     cfg = AudioConfig(sample_rate=SR, n_fft=1024, hop_length=256, n_mels=64)
     x = tone(2.0)
-    assert ev.reconstruction_metrics(x, x, cfg) == {"logmel_l1_db": 0.0, "spectral_convergence": 0.0}
+    assert am.reconstruction_metrics(x, x, cfg) == {"logmel_l1_db": 0.0, "spectral_convergence": 0.0}
     rng = np.random.default_rng(1)
-    rows = [ev.reconstruction_metrics(x, x + s * rng.standard_normal(x.size).astype(np.float32), cfg)
+    rows = [am.reconstruction_metrics(x, x + s * rng.standard_normal(x.size).astype(np.float32), cfg)
             for s in (0.003, 0.03, 0.3)]
     for key in ("logmel_l1_db", "spectral_convergence"):
         values = [r[key] for r in rows]
@@ -242,12 +246,12 @@ def test_reconstruction_metrics_zero_for_identical_and_grow_with_noise():
 
 def test_spectral_convergence_of_half_scaled_signal_is_half():
     x = tone(1.5)
-    assert ev.spectral_convergence(x, 0.5 * x, n_fft=512, hop=128) == pytest.approx(0.5, abs=1e-6)
+    assert am.spectral_convergence(x, 0.5 * x, n_fft=512, hop=128) == pytest.approx(0.5, abs=1e-6)
     with pytest.raises(ValueError, match="mismatched lengths: reference has 24000 samples, output 23999"):
-        ev.spectral_convergence(x, x[:-1], n_fft=512, hop=128)
-    assert ev.spectral_convergence(x, x[:-1], n_fft=512, hop=128, trim=True) == 0.0
+        am.spectral_convergence(x, x[:-1], n_fft=512, hop=128)
+    assert am.spectral_convergence(x, x[:-1], n_fft=512, hop=128, trim=True) == 0.0
     with pytest.raises(ValueError, match="silent"):
-        ev.spectral_convergence(np.zeros(1000), np.ones(1000), n_fft=256, hop=64)
+        am.spectral_convergence(np.zeros(1000), np.ones(1000), n_fft=256, hop=64)
 
 
 # --------------------------------------------------------------------------- latent
@@ -257,7 +261,7 @@ def test_latent_diagnostics_on_separable_clusters():
     centres = rng.standard_normal((4, 8)) * 10
     mu = centres[labels] + rng.standard_normal((120, 8))
     mu[:, 5] = 0.7                                         # a dead dimension
-    out = ev.latent_diagnostics(mu, np.zeros_like(mu), labels)
+    out = lm.latent_diagnostics(mu, np.zeros_like(mu), labels)
     assert out["knn_genre_accuracy"] >= 0.98 and out["knn_k"] == 5
     assert out["silhouette"] > 0.5
     assert out["active_units"] == 7 and out["latent_dim"] == 8
@@ -268,25 +272,52 @@ def test_latent_diagnostics_on_separable_clusters():
 
 def test_latent_kl_of_the_prior_is_zero_and_known_values():
     z = np.zeros((10, 3))
-    out = ev.latent_diagnostics(z, z, ["rock"] * 5 + ["jazz"] * 5)
+    out = lm.latent_diagnostics(z, z, ["rock"] * 5 + ["jazz"] * 5)
     assert out["kl_per_dim"] == [0.0, 0.0, 0.0] and out["kl_total"] == 0.0 and out["active_units"] == 0
     logvar = np.full((10, 3), np.log(2.0))                 # KL = 0.5 * (2 - 1 - log 2)
-    out = ev.latent_diagnostics(z, logvar, ["rock"] * 5 + ["jazz"] * 5)
+    out = lm.latent_diagnostics(z, logvar, ["rock"] * 5 + ["jazz"] * 5)
     assert out["kl_per_dim"][0] == pytest.approx(0.5 * (1 - np.log(2.0)))
 
 
 def test_latent_degenerate_inputs_give_nan_with_a_note():
     rng = np.random.default_rng(0)
-    one_class = ev.latent_diagnostics(rng.standard_normal((20, 4)), np.zeros((20, 4)), ["rock"] * 20)
+    one_class = lm.latent_diagnostics(rng.standard_normal((20, 4)), np.zeros((20, 4)), ["rock"] * 20)
     assert np.isnan(one_class["knn_genre_accuracy"]) and np.isnan(one_class["silhouette"])
     assert len(one_class["notes"]) == 2 and "1 genre" in one_class["notes"][0]
-    lone = ev.latent_diagnostics(rng.standard_normal((4, 2)), np.zeros((4, 2)), [0, 1, 1, 1])
+    lone = lm.latent_diagnostics(rng.standard_normal((4, 2)), np.zeros((4, 2)), [0, 1, 1, 1])
     assert np.isnan(lone["knn_genre_accuracy"]) and "smallest with 1 rows" in lone["notes"][0]
     assert np.isfinite(lone["silhouette"])
     with pytest.raises(ValueError, match="mismatched lengths: mu=4, labels=3"):
-        ev.latent_diagnostics(np.zeros((4, 2)), np.zeros((4, 2)), [0, 1, 1])
+        lm.latent_diagnostics(np.zeros((4, 2)), np.zeros((4, 2)), [0, 1, 1])
     with pytest.raises(ValueError, match=r"\(4, 2\) and \(4, 3\)"):
-        ev.latent_diagnostics(np.zeros((4, 2)), np.zeros((4, 3)), [0, 0, 1, 1])
+        lm.latent_diagnostics(np.zeros((4, 2)), np.zeros((4, 3)), [0, 0, 1, 1])
+
+
+# --------------------------------------------------------------------------- evaluation's public names
+# evaluation's public names before it was split: its own, and those that moved, by new home.
+OWN = ("SCHEMA_VERSION", "TRANSFER_KEYS", "evaluate_transfer", "baseline_metrics", "build_metrics", "to_jsonable",
+       "write_metrics", "read_metrics", "summary_table", "plot_transfer_curve", "evaluate_model", "score_clips",
+       "select_checkpoint")
+MOVED = {
+    jd: ("N_MFCC", "TEMPO_BANDS_BPM", "TEMPOGRAM_WIN", "SINGLE_FEATURES", "JUDGE_FEATURE_NAMES", "judge_features",
+         "extract_features", "GenreJudge", "split_by_content", "train_judge", "single_feature",
+         "single_feature_accuracy"),
+    am: ("MIN_SECONDS", "N_FFT", "HOP", "CENS_DOWNSAMPLE", "CONTENT_MAX_STRETCH", "STRETCH_STEPS",
+         "MIN_OVERLAP_SECONDS", "genre_index", "chroma_cens", "chroma_cens_many", "content_similarity",
+         "ChromaReference", "content_retrieval", "spectral_convergence", "reconstruction_metrics",
+         "mean_reconstruction"),
+    lm: ("ACTIVE_THRESHOLD", "latent_matrix", "label_array", "variance_per_dim", "active_units", "kl_per_dim",
+         "separation_metrics", "latent_diagnostics"),
+}
+
+
+def test_evaluations_public_names_stay_and_are_the_moved_objects():
+    assert sorted(ev.__all__) == sorted(OWN + sum(MOVED.values(), ()))
+    for home, names in MOVED.items():
+        for name in names:
+            assert getattr(ev, name) is getattr(home, name), (home.__name__, name)
+    for name in OWN:
+        assert hasattr(ev, name) and not any(hasattr(home, name) for home in MOVED), name
 
 
 # --------------------------------------------------------------------------- metrics.json
