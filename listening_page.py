@@ -562,7 +562,7 @@ def _spectrogram_for(audio: Path, folder: Path, cfg, title: str) -> Path:
 def _load_judge(judge):
     if judge is None or hasattr(judge, "predict_proba"):
         return judge
-    from evaluation import GenreJudge
+    from judge import GenreJudge
     return GenreJudge.from_file(judge, progress=False)
 
 
@@ -592,7 +592,7 @@ def _score(entry: TransferEntry, judge, content: bool) -> None:
             except ValueError:                          # too short for the judge: shown as n/a
                 scores.update(target_prob=None, source_prob=None)
         if content and role != "source":
-            from evaluation import content_similarity
+            from audio_metrics import content_similarity
             other = audio
             if sr != src_sr:
                 import librosa

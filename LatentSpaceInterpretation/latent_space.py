@@ -69,8 +69,8 @@ from tqdm.auto import tqdm  # noqa: E402
 import evaluation as ev  # noqa: E402
 from cli import ArgumentParser, InputError, run  # noqa: E402
 from audio_io import save_wav  # noqa: E402
-from evaluation import (ACTIVE_THRESHOLD, label_array, latent_matrix, active_units, kl_per_dim,  # noqa: E402
-                        separation_metrics, variance_per_dim)
+from latent_metrics import (ACTIVE_THRESHOLD, label_array, latent_matrix, active_units, kl_per_dim,  # noqa: E402
+                            separation_metrics, variance_per_dim)
 from SlicingDataLoading import GENRES, SPLITS, BadAudioError, BuildReport, DataLoad, clip_reader  # noqa: E402
 from trainer import newest_checkpoint  # noqa: E402
 from transfer import GenreTransfer  # noqa: E402
