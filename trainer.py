@@ -6,7 +6,7 @@
 
 Training has two phases (as RAVE's): the VAE phase (reconstruction + beta x KL + the latent
 genre adversary, and from ``train.swap_start`` the genre classifier's term on decodes told
-another genre), then, from ``train.gan_start``, the adversarial phase (``_gan_step``): the
+another genre), then, from ``train.gan_start``, the adversarial phase (:mod:`adversarial`): the
 encoder is frozen and the decoder learns against the critics of :mod:`discriminator`.
 
 Re-running the same command resumes from ``<out>/latest.pt`` (``--fresh`` starts over).
@@ -45,17 +45,16 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 import audio_resnet_encoder_wavenet_decoder as wave
-import evaluation
 import model as mel
+from adversarial import AdversarialTraining
+from cli import ArgumentParser, InputError, one_line, run
+from latent_metrics import active_units
 from model import LightResBlock, MemoryEfficientDecoder, MemoryEfficientEncoder  # noqa: F401 (the seed's names)
 from prepare_data import AudioConfig, config_from_dict, override
-from cli import ArgumentParser, InputError, one_line, run
 from SlicingDataLoading import atomic_write
-from discriminator import Critics, d_hinge_loss, feature_matching_loss, g_hinge_loss
 from vae_parts import kl_terms, total_loss
 
 CHECKPOINT_FORMAT = "genre-transfer-vae/1"
@@ -443,23 +442,12 @@ class MemoryEfficientTrainer:
         self.genre_means = None
         self.autocast = dict(device_type=self.device.type, dtype=torch.bfloat16,
                              enabled=cfg.amp and self.device.type == "cuda")
-        self.critics, self.gan_optimizers = None, {}
+        # The genre critics (classifier and discriminator) and every step that uses them.
+        self.adv = None
         if cfg.gan_start >= 0 or cfg.swap_genre_weight > 0:
-            if not getattr(model_cfg, "conditional", False):
-                raise InputError("train.gan_start >= 0 or train.swap_genre_weight > 0: decoding with other genres "
-                                 "needs a genre-conditional decoder (model.conditional=True), or set "
-                                 "train.gan_start=-1 and train.swap_genre_weight=0")
-            if not 0 < cfg.swap_fraction <= 1:
-                raise InputError(f"train.swap_fraction={cfg.swap_fraction}: expected a share of the batch in (0, 1]")
-            self.critics = Critics(len(self.genres), audio.n_mels, cfg.gan_scales, cfg.gan_channels,
-                                  cfg.gan_norm, cfg.classifier_pooling).to(self.device)
-            if cfg.channels_last:
-                self.critics = self.critics.to(memory_format=torch.channels_last)
-            adam = lambda params, lr, betas=(0.9, 0.999): torch.optim.Adam(params, lr=lr, betas=betas)  # noqa: E731
-            self.gan_optimizers = {
-                "classifier": adam(self.critics.classifier.parameters(), cfg.classifier_lr),
-                "discriminator": adam(self.critics.discriminator.parameters(), cfg.gan_lr_d, (0.5, 0.9)),
-                "generator": adam(self._generator_parameters(), cfg.gan_lr, (0.5, 0.9))}
+            self.adv = AdversarialTraining(_unwrap(self.model), self.loss, cfg, len(self.genres), audio.n_mels,
+                                           self.device, self.autocast, self._sync,
+                                           conditional=getattr(model_cfg, "conditional", False))
 
     # ---- schedule
     def _lr_factor(self, step: int) -> float:
@@ -474,15 +462,12 @@ class MemoryEfficientTrainer:
     @property
     def adversarial(self) -> bool:
         """Whether the next optimiser step belongs to the adversarial phase."""
-        return self.critics is not None and 0 <= self.cfg.gan_start <= self.step
+        return self.adv is not None and 0 <= self.cfg.gan_start <= self.step
 
-    def _generator_parameters(self) -> list:
-        core = _unwrap(self.model)
-        return list(core.decoder.parameters()) + list(core.genre_embedding.parameters())
-
-    def _encoder_parameters(self) -> list:
-        gen = {id(p) for p in self._generator_parameters()}
-        return [p for p in _unwrap(self.model).parameters() if id(p) not in gen]
+    @property
+    def critics(self):
+        """The genre classifier and the discriminator (None without either phase using them)."""
+        return self.adv.critics if self.adv is not None else None
 
     def _sync(self, params) -> None:
         """Average gradients over ranks (the phases that run outside the DDP wrapper)."""
@@ -527,8 +512,7 @@ class MemoryEfficientTrainer:
             "genres": self.genres,
             "genre_means": self.genre_means if self.genre_means is not None else torch.zeros(0),
             "data": self.data_info,
-            "critics": self.critics.state_dict() if self.critics is not None else {},
-            "gan_optimizers": {k: o.state_dict() for k, o in self.gan_optimizers.items()},
+            **(self.adv.state_dict() if self.adv is not None else {"critics": {}, "gan_optimizers": {}}),
         }
 
     def load_state(self, state: dict) -> None:
@@ -547,14 +531,8 @@ class MemoryEfficientTrainer:
         torch.set_rng_state(state["rng"]["torch"])
         self.epoch, self.step, self.best_val = state["epoch"], state["step"], state["best_val"]
         self.genre_means = state["genre_means"] if state["genre_means"].numel() else None
-        if self.critics is not None:
-            if not state.get("critics"):
-                raise InputError("cannot resume: the checkpoint holds no discriminator or genre classifier, and "
-                                 "this run has one (train.gan_start or train.swap_genre_weight); use --fresh or "
-                                 "another --out")
-            self.critics.load_state_dict(state["critics"])
-            for k, opt in self.gan_optimizers.items():
-                opt.load_state_dict(state["gan_optimizers"][k])
+        if self.adv is not None:
+            self.adv.load_state_dict(state)
 
     def save(self, name: str) -> Path:
         path = self.out / name
@@ -601,17 +579,17 @@ class MemoryEfficientTrainer:
             out = model(_unwrap(model).prepare(wave), genre)
             terms = self.loss(out, genre, self.beta(self.step))
             swapped = None
-            if self.critics is not None and self.cfg.swap_genre_weight > 0 and self.step >= self.cfg.swap_start:
-                swap_terms, swapped = self._swap_genre_term(out["z"], out["mu"], genre)
+            if self.adv is not None and self.cfg.swap_genre_weight > 0 and self.step >= self.cfg.swap_start:
+                swap_terms, swapped = self.adv.swap_term(out["z"], out["mu"], genre)
                 terms.update(swap_terms)
                 terms["total"] = terms["total"] + self.cfg.swap_genre_weight * terms["swap_genre"] \
                     + self.cfg.swap_cycle_weight * terms.get("swap_cycle", 0.0)
         (terms["total"] / self.cfg.accum_steps).backward()
-        if self.critics is not None:
+        if self.adv is not None:
             mel, labels = _unwrap(model).mel_view(out["target"]).detach(), genre
             if swapped is not None and self.cfg.swap_source_labels:
                 mel, labels = torch.cat([mel, swapped.detach()]), torch.cat([genre, genre[:len(swapped)]])
-            terms.update(self._classifier_step(mel, labels))
+            terms.update(self.adv.classifier_step(mel, labels))
         if last:
             torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
             self.optimizer.step()
@@ -620,97 +598,11 @@ class MemoryEfficientTrainer:
             self.step += 1
         return terms
 
-    def _other_genres(self, genre: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """A random genre other than each of ``genre`` (drawn on the CPU from ``generator`` when given)."""
-        n = len(self.genres)
-        if generator is None:
-            return (genre + torch.randint(1, n, genre.shape, device=genre.device)) % n
-        return (genre + torch.randint(1, n, genre.shape, generator=generator).to(genre.device)) % n
-
-    def _swap_genre_term(self, z: torch.Tensor, mu: torch.Tensor, genre: torch.Tensor) -> tuple[dict, torch.Tensor]:
-        """The frozen-for-this-step classifier's cross-entropy of z decoded with a random other
-        genre (and, with ``swap_cycle_weight``, how far that decode's posterior mean lands from
-        ``mu``), and that decode's mel; on the first ``swap_fraction`` of the batch (shuffled)."""
-        core, clf = _unwrap(self.model), self.critics.classifier
-        k = max(1, round(self.cfg.swap_fraction * len(genre)))
-        z, mu, genre = z[:k], mu[:k], genre[:k]
-        target = self._other_genres(genre)
-        decoded = core.decode(z, target)
-        mel = core.mel_view(decoded)
-        clf.eval().requires_grad_(False)           # it judges here; it learns in _classifier_step
-        logits = clf(mel)
-        clf.requires_grad_(True)
-        terms = {"swap_genre": F.cross_entropy(logits.float(), target),
-                 "swap_genre_acc": (logits.argmax(-1) == target).float().mean()}
-        if self.cfg.swap_cycle_weight > 0:
-            _, mu_swap, _ = core.encode(core.as_input(decoded))
-            terms["swap_cycle"] = (mu_swap.float() - mu.detach().float()).abs().mean()
-        return terms, mel
-
-    def _classifier_step(self, mel: torch.Tensor, genre: torch.Tensor) -> dict:
-        clf, opt = self.critics.classifier, self.gan_optimizers["classifier"]
-        clf.train()
-        with torch.autocast(**self.autocast):
-            logits = clf(mel)
-            loss = F.cross_entropy(logits.float(), genre)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self._sync(clf.parameters())
-        opt.step()
-        return {"classifier": loss.detach(), "classifier_acc": (logits.argmax(-1) == genre).float().mean()}
-
     def _gan_step(self, wave: torch.Tensor, genre: torch.Tensor) -> dict:
-        """One step of the adversarial phase: the discriminator, then the decoder."""
-        cfg, core, critics = self.cfg, _unwrap(self.model), self.critics
-        disc = critics.discriminator
-        for p in self._encoder_parameters():
-            p.requires_grad_(False)                                     # the encoder is frozen
-        critics.classifier.eval()
-        target = self._other_genres(genre)
-        with torch.autocast(**self.autocast):
-            with torch.no_grad():
-                x = core.prepare(wave)
-                z, mu, logvar = core.encode(x)
-            rec, swapped = core.decode(z, genre), core.decode(z, target)
-            real, mel_rec, mel_swap = core.mel_view(x), core.mel_view(rec), core.mel_view(swapped)
-            judge_swapped = cfg.gan_swap_weight > 0                     # swapped decodes are fakes when judged
-            fakes, fake_genres = (torch.cat([mel_rec, mel_swap]), torch.cat([genre, target])) if judge_swapped \
-                else (mel_rec, genre)
-            d_loss = d_hinge_loss(disc(real, genre), disc(fakes.detach(), fake_genres))
-        opt_d = self.gan_optimizers["discriminator"]
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self._sync(disc.parameters())
-        opt_d.step()
-        critics.requires_grad_(False)                                   # they judge the decoder's step
-        with torch.autocast(**self.autocast):
-            with torch.no_grad():
-                d_real = disc(real, genre)
-            d_rec = disc(mel_rec, genre)
-            logits = critics.classifier(mel_swap)
-            recon_term = lambda y: self.loss({"recon": y, "target": x if core.family == "mel" else x[:, 0],  # noqa: E731
-                                              "mu": mu, "logvar": logvar}, genre, 0.0)["recon"]
-            terms = {"gan_rec": recon_term(rec), "gan_fm": feature_matching_loss(d_real, d_rec),
-                     "gan_adv": g_hinge_loss(d_rec), "gan_genre": F.cross_entropy(logits.float(), target)}
-            if judge_swapped:
-                terms["gan_adv_swap"] = g_hinge_loss(disc(mel_swap, target))
-            if cfg.gan_cycle_weight > 0 or cfg.gan_cycle_x_weight > 0:
-                _, mu_swap, _ = core.encode(core.as_input(swapped))
-                terms["gan_cycle"] = (mu_swap.float() - mu.float()).abs().mean()
-                if cfg.gan_cycle_x_weight > 0:
-                    terms["gan_cycle_x"] = recon_term(core.decode(mu_swap, genre))
-            weights = {"gan_rec": cfg.gan_rec_weight, "gan_fm": cfg.gan_fm_weight, "gan_adv": cfg.gan_adv_weight,
-                       "gan_adv_swap": cfg.gan_swap_weight, "gan_genre": cfg.gan_genre_weight, "gan_cycle": cfg.gan_cycle_weight,
-                       "gan_cycle_x": cfg.gan_cycle_x_weight}
-            terms["total"] = sum(weights[k] * v for k, v in terms.items())
-        opt_g = self.gan_optimizers["generator"]
-        opt_g.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        self._sync(self._generator_parameters())
-        opt_g.step()
-        critics.requires_grad_(True)
+        """One optimiser step of the adversarial phase (:meth:`adversarial.AdversarialTraining.step`)."""
+        terms = self.adv.step(wave, genre)
         self.step += 1
-        return {**terms, "gan_d": d_loss.detach(), "gan_genre_acc": (logits.argmax(-1) == target).float().mean()}
+        return terms
 
     @torch.no_grad()
     def _valid_step(self, wave: torch.Tensor, genre: torch.Tensor, i: int) -> dict:
@@ -722,11 +614,9 @@ class MemoryEfficientTrainer:
             out = self.model(core.prepare(wave), genre)
             terms = self.loss(out, genre, self.beta(self.step))
             terms["select"] = terms["recon"].detach().float()
-            if self.critics is not None:
+            if self.adv is not None:
                 g = torch.Generator(device="cpu").manual_seed(self.cfg.seed * 7919 + i)
-                target = self._other_genres(genre, g)
-                swapped = core.mel_view(core.decode(out["mu"], target))
-                terms["swap_acc"] = (self.critics.classifier.eval()(swapped).argmax(-1) == target).float().mean()
+                terms["swap_acc"] = self.adv.swap_accuracy(out["mu"], genre, g)
                 terms["select"] = terms["select"] + 1.0 - terms["swap_acc"]
         return terms
 
@@ -757,8 +647,31 @@ class MemoryEfficientTrainer:
         means = torch.stack([mu[labels == g].mean(0) if (labels == g).any() else torch.zeros(mu.shape[1])
                              for g in range(len(self.genres))])
         self.genre_means = means                                        # (G, D)
-        active = evaluation.active_units(mu.numpy()) if mu.shape[0] > 1 else 0
+        active = active_units(mu.numpy()) if mu.shape[0] > 1 else 0
         return {"active_units": active, "latent_dim": mu.shape[1]}
+
+    # ---- the end of an epoch: log, best.pt, latest.pt, snapshots (rank 0)
+    def _end_epoch(self, log_path: Path, train: dict, val: dict, health: dict, seconds: float) -> None:
+        """Log the epoch's terms, save ``best.pt`` when the validation ``select`` improved,
+        ``latest.pt`` always, and keep the last ``snapshots`` epochs as ``epoch<N>.pt``."""
+        row = {"epoch": self.epoch, "step": self.step, "lr": self.scheduler.get_last_lr()[0],
+               "seconds": round(seconds, 2), **health,
+               **{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items()}}
+        if health["active_units"] < self.cfg.lazy_threshold * health["latent_dim"]:
+            tqdm.write(f"warning: the VAE is getting lazy: {health['active_units']} of "
+                       f"{health['latent_dim']} latent units active (variance of mu > 0.01)")
+        _append_csv(log_path, row)
+        if val["select"] < self.best_val:
+            self.best_val = val["select"]
+            self.save("best.pt")
+        self.save("latest.pt")
+        if self.cfg.snapshots > 0 and (self.adversarial or self.epoch > self.cfg.epochs - self.cfg.snapshots):
+            self.save(f"epoch{self.epoch}.pt")
+            for old in epoch_snapshots(self.out)[:-self.cfg.snapshots]:
+                old.unlink()
+        tqdm.write(f"epoch {self.epoch}: train {train['total']:.4f}  valid {val['total']:.4f}  "
+                   f"select {val['select']:.4f}  active {health['active_units']}/{health['latent_dim']}"
+                   + ("  (adversarial)" if self.adversarial else ""))
 
     # ---- the loop
     def fit(self) -> Path:
@@ -777,25 +690,8 @@ class MemoryEfficientTrainer:
             val = self._run_epoch(epoch, train=False)
             health = self._latent_health()
             self.epoch = epoch + 1
-            row = {"epoch": self.epoch, "step": self.step, "lr": self.scheduler.get_last_lr()[0],
-                   "seconds": round(time.time() - t0, 2), **health,
-                   **{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items()}}
             if self.rank == 0:
-                if health["active_units"] < self.cfg.lazy_threshold * health["latent_dim"]:
-                    tqdm.write(f"warning: the VAE is getting lazy: {health['active_units']} of "
-                               f"{health['latent_dim']} latent units active (variance of mu > 0.01)")
-                _append_csv(log_path, row)
-                if val["select"] < self.best_val:
-                    self.best_val = val["select"]
-                    self.save("best.pt")
-                self.save("latest.pt")
-                if self.cfg.snapshots > 0 and (self.adversarial or self.epoch > self.cfg.epochs - self.cfg.snapshots):
-                    self.save(f"epoch{self.epoch}.pt")
-                    for old in epoch_snapshots(self.out)[:-self.cfg.snapshots]:
-                        old.unlink()
-                tqdm.write(f"epoch {self.epoch}: train {train['total']:.4f}  valid {val['total']:.4f}  "
-                           f"select {val['select']:.4f}  active {health['active_units']}/{health['latent_dim']}"
-                           + ("  (adversarial)" if self.adversarial else ""))
+                self._end_epoch(log_path, train, val, health, time.time() - t0)
             if self.world > 1:
                 dist.barrier()
         if self.rank == 0 and log_path.exists():

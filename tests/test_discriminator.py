@@ -104,7 +104,7 @@ def test_the_swap_fraction_decodes_only_that_share_of_the_batch(tmp_path):
     core = tr.model
     z, mu, _ = core.encode(core.prepare(wave))
     z = z.detach().requires_grad_(True)
-    terms, mel = tr._swap_genre_term(z, mu.detach(), genre)
+    terms, mel = tr.adv.swap_term(z, mu.detach(), genre)
     assert mel.shape[0] == 2 and torch.isfinite(terms["swap_cycle"])
     (terms["swap_genre"] + terms["swap_cycle"]).backward()
     per_clip = z.grad.flatten(1).abs().sum(1)
