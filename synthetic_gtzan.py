@@ -560,16 +560,20 @@ def tune(p: dict, key_pcs: np.ndarray) -> dict:
     return {**p, "f0": p["f0"] * ratio, "sweep": p["sweep"] * ratio}
 
 
-def render_drums(style: Style, grid: BeatGrid, n: int, sr: int, rng, key_pcs: np.ndarray) -> np.ndarray:
-    """The genre's kit, tuned to the key, playing its 16-step pattern with fills and ghost notes. [n]"""
+def drum_plan(style: Style, rng) -> tuple[dict, int, list]:
+    """The clip's drum pattern (voice -> 16 steps), bars between fills (0 = never) and the
+    voices its hits use (sorted)."""
     pattern = style.drums[rng.integers(len(style.drums))]
     fill_every = int(rng.choice(style.fill_every))
     voices = set(pattern) | ({"tom", "crash", "snare"} if fill_every else set()) \
         | ({"snare"} if style.ghosts else set())
-    kit = {v: drum_sound(tune(draw({**DRUMS[v], **style.kit.get(v, {})}, rng), key_pcs), sr, rng)
-           for v in sorted(voices)}
-    levels = {v: 10 ** (rng.uniform(-3, 0) / 20) for v in sorted(voices)}
-    out = np.zeros(n + 2 * sr)
+    return pattern, fill_every, sorted(voices)
+
+
+def drum_hits(style: Style, pattern: dict, fill_every: int, grid: BeatGrid, n: int, sr: int, rng) -> list:
+    """The hits of ``pattern`` over ``n`` samples with ghost notes, fills and crashes after
+    them, humanised: (voice, step 0..15, onset in seconds, velocity, accent in [.85, 1])."""
+    out = []
     n_bars = int(np.ceil(n / sr * grid.tempo / 60 / 4))
     for bar in range(n_bars):
         hits = [(v, s, VELOCITY[c]) for v, steps in pattern.items() for s, c in enumerate(steps) if c != "."]
@@ -581,10 +585,22 @@ def render_drums(style: Style, grid: BeatGrid, n: int, sr: int, rng, key_pcs: np
             hits.append(("crash", 0, 1.0))
         for voice, step, vel in hits:
             t0 = float(grid.seconds(4 * bar + step / 4)) + rng.normal(0, style.humanize_ms / 1000)
-            start = int(max(t0, 0) * sr)
-            if start < n:
-                sound = kit[voice] * vel * levels[voice] * rng.uniform(.85, 1.0)
-                out[start:start + len(sound)] += sound
+            if int(max(t0, 0) * sr) < n:
+                out.append((voice, step, t0, vel, rng.uniform(.85, 1.0)))
+    return out
+
+
+def render_drums(style: Style, grid: BeatGrid, n: int, sr: int, rng, key_pcs: np.ndarray) -> np.ndarray:
+    """The genre's kit, tuned to the key, playing its 16-step pattern with fills and ghost notes. [n]"""
+    pattern, fill_every, voices = drum_plan(style, rng)
+    kit = {v: drum_sound(tune(draw({**DRUMS[v], **style.kit.get(v, {})}, rng), key_pcs), sr, rng)
+           for v in voices}
+    levels = {v: 10 ** (rng.uniform(-3, 0) / 20) for v in voices}
+    out = np.zeros(n + 2 * sr)
+    for voice, _, t0, vel, accent in drum_hits(style, pattern, fill_every, grid, n, sr, rng):
+        start = int(max(t0, 0) * sr)
+        sound = kit[voice] * vel * levels[voice] * accent
+        out[start:start + len(sound)] += sound
     return out[:n]
 
 
@@ -712,6 +728,11 @@ def play_part(inst: Instrument, events: list, grid: BeatGrid, n: int, rng, style
     bus = render_events(events, inst, grid, n, rng, style.humanize_ms)
     if "lowpass" in inst.p:
         bus = signal.sosfilt(signal.butter(2, min(inst.p["lowpass"], .45 * sr), fs=sr, output="sos"), bus)
+    return amp(bus, sr, rng, drive)
+
+
+def amp(bus: np.ndarray, sr: int, rng, drive: float) -> np.ndarray:
+    """Guitar amp: tanh drive (gain relative to the bus's RMS), then a cabinet low-pass; no-op at 0. [T]"""
     if drive > 0:
         bus = np.tanh(drive * bus / (4 * rms(bus)))
         cabinet_hz = min(rng.uniform(3500, 5500), .45 * sr)
