@@ -80,6 +80,14 @@ def test_manifest_content(dataset):
     params = json.loads((root / "synthetic_params.json").read_text())
     assert params["complete"] is True
     assert params["params"]["n_per_genre"] == PER_GENRE and params["params"]["sr"] == SR
+    assert sg.dataset_kind(root) == "oscillator"
+
+
+def test_timed_rendering_at_the_clips_own_timing_is_the_clip(dataset):
+    root, _ = dataset
+    x = sg.timed_rendering(root, 1, "disco", "disco", SR)
+    _, data = wavfile.read(root / "genres_original/disco/disco.00001.wav")
+    np.testing.assert_array_equal(np.round(x * 32767).astype(np.int16), data)
 
 
 def test_written_clip_equals_render_clip(dataset):
@@ -249,6 +257,7 @@ def test_tilt_reaches_target_centroid():
     (dict(n_per_genre=0), "n_per_genre"), (dict(duration=0), "duration"), (dict(duration=-1.0), "duration"),
     (dict(sr=100), "sr"), (dict(seed=-1), "seed"), (dict(workers=0), "workers"),
     (dict(content_offset=-2), "content_offset"), (dict(n_per_genre=1.5), "n_per_genre"),
+    (dict(kind="midi"), "kind"),
 ])
 def test_generate_rejects_bad_arguments(tmp_path, kwargs, word):
     with pytest.raises(ValueError, match=word):
