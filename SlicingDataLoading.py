@@ -30,11 +30,13 @@ clip_reader(records, sr, cache)        FileRecord -> whole clip [T] at ``sr``, t
 pick_clips(records, genre, n)          n clips of one genre, spread over its records
 DataLoad(data_path)                    the seed's entry point: fetch_dataset, get_genre_names
 atomic_write(path, write)              write a file all at once (every writer in the project uses it)
+output_folder(path)                    an output folder, created and checked writable before any work
 """
 from __future__ import annotations
 
 import collections
 import csv
+import errno
 import hashlib
 import json
 import logging
@@ -50,7 +52,7 @@ import soundfile as sf
 import torch
 from tqdm.auto import tqdm
 
-from cli import InputError
+from cli import InputError, OutputError
 
 GENRES = ("blues", "classical", "country", "disco", "hiphop",
           "jazz", "metal", "pop", "reggae", "rock")
@@ -60,6 +62,17 @@ MANIFEST = "synthetic_manifest.csv"
 GTZAN_SR = 22050             # GTZAN's clips are 22050 Hz mono
 SILENCE_PEAK = 1e-4          # a clip whose peak is below this is "silent"
 _CACHE_VERSION = 1           # bump when the decoded format changes
+# libsndfile formats whose header length is an estimate rather than a count: an MP3's comes
+# from its Xing/LAME frame or from file size / bit rate (encoder delay and padding, trailing
+# tags and a varying bit rate move it), an Ogg stream's from its last granule position
+# (Vorbis / Opus pre-skip and end trimming).
+ESTIMATED_LENGTH_FORMATS = ("MP3", "OGG")
+# How far such a file may decode short of its estimate and still count as whole. Delay plus
+# padding is a few codec frames (under 0.1 s); a size-based estimate that also counts tags
+# and bit-rate drift is off by a fraction of a percent. 1 s or 1 % of the estimate, whichever
+# is more, covers both; a file cut in transfer loses more and is refused as truncated.
+ESTIMATE_SLACK_SECONDS = 1.0
+ESTIMATE_SLACK_FRACTION = 0.01
 
 log = logging.getLogger(__name__)
 
@@ -135,34 +148,97 @@ def _warn(err: BadAudioError) -> None:
 
 
 # --------------------------------------------------------------------------- decoding
-def _wav_truncation(path: Path) -> str | None:
-    """For a RIFF/WAVE file, a description if its data chunk claims more frames than the
-    file holds (libsndfile silently shortens such files), else None."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(12)
-            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+# Bytes per sample of the PCM encodings the AU header names (ulaw, 8/16/24/32-bit, float,
+# double, alaw); another encoding (compressed) has no frame size to check against.
+_AU_SAMPLE_BYTES = {1: 1, 2: 1, 3: 2, 4: 3, 5: 4, 6: 4, 7: 8, 27: 1}
+# Bytes per sample of AIFC compression types (plain AIFF is "NONE").
+_AIFC_SAMPLE_BYTES = {b"NONE": None, b"sowt": None, b"twos": None, b"raw ": None, b"in24": 3, b"in32": 4,
+                      b"fl32": 4, b"FL32": 4, b"fl64": 8, b"FL64": 8, b"ulaw": 1, b"ULAW": 1, b"alaw": 1,
+                      b"ALAW": 1}
+
+
+def _cut_description(declared: int, held_bytes: int, frame_bytes: int) -> str | None:
+    """The truncation message when ``held_bytes`` of sample data hold fewer than ``declared`` frames."""
+    held = max(held_bytes, 0) // frame_bytes
+    return f"header declares {declared} frames, file holds {held}" if held < declared else None
+
+
+def _riff_truncation(f, size_of_file: int) -> str | None:
+    """RIFF/WAVE (after the 12-byte header): the data chunk's size against the bytes left."""
+    block_align = 0
+    while True:
+        chunk = f.read(8)
+        if len(chunk) < 8:
+            return None
+        cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        if cid == b"fmt ":
+            fmt = f.read(size)
+            block_align = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else 0
+            f.seek(size % 2, 1)
+        elif cid == b"data":
+            if size in (0, 0xFFFFFFFF) or block_align == 0:           # streamed / unknown length
                 return None
-            block_align = 0
-            while True:
-                chunk = f.read(8)
-                if len(chunk) < 8:
-                    return None
-                cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
-                if cid == b"fmt ":
-                    fmt = f.read(size)
-                    block_align = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else 0
-                    f.seek(size % 2, 1)
-                elif cid == b"data":
-                    if size in (0, 0xFFFFFFFF) or block_align == 0:   # streamed / unknown
-                        return None
-                    available = os.path.getsize(path) - f.tell()
-                    if available // block_align < size // block_align:
-                        return (f"header declares {size // block_align} frames, "
-                                f"file holds {max(available, 0) // block_align}")
-                    return None
-                else:
-                    f.seek(size + size % 2, 1)
+            return _cut_description(size // block_align, size_of_file - f.tell(), block_align)
+        else:
+            f.seek(size + size % 2, 1)
+
+
+def _aiff_truncation(f, size_of_file: int, aifc: bool) -> str | None:
+    """FORM/AIFF or AIFC (after the 12-byte header): COMM's frame count against SSND's bytes."""
+    frames = frame_bytes = None
+    while True:
+        chunk = f.read(8)
+        if len(chunk) < 8:
+            return None
+        cid, size = chunk[:4], struct.unpack(">I", chunk[4:])[0]
+        if cid == b"COMM":
+            comm = f.read(size)
+            if len(comm) < 8:
+                return None
+            channels, frames, bits = struct.unpack(">HIH", comm[:8])
+            kind = comm[18:22] if aifc and len(comm) >= 22 else b"NONE"
+            if kind not in _AIFC_SAMPLE_BYTES:                         # compressed: no fixed frame size
+                return None
+            frame_bytes = channels * (_AIFC_SAMPLE_BYTES[kind] or (bits + 7) // 8)
+            f.seek(size % 2, 1)
+        elif cid == b"SSND":
+            if not frames or not frame_bytes:
+                return None
+            offset = struct.unpack(">I", f.read(8)[:4])[0]            # offset, block size
+            return _cut_description(frames, size_of_file - f.tell() - offset, frame_bytes)
+        else:
+            f.seek(size + size % 2, 1)
+
+
+def _au_truncation(head: bytes, size_of_file: int, order: str) -> str | None:
+    """Sun/NeXT AU: the header's data size against the bytes after the header."""
+    offset, size, encoding, _, channels = struct.unpack(order + "5I", head[4:24])
+    if size == 0xFFFFFFFF or encoding not in _AU_SAMPLE_BYTES or channels == 0:   # unknown length
+        return None
+    frame_bytes = channels * _AU_SAMPLE_BYTES[encoding]
+    return _cut_description(size // frame_bytes, size_of_file - offset, frame_bytes)
+
+
+def _pcm_truncation(path: Path) -> str | None:
+    """For a PCM container whose header states its exact length (WAV, AIFF/AIFC, AU), a
+    description if the header claims more frames than the file holds, else None.
+
+    libsndfile silently shortens such files to the frames present, so its frame count cannot
+    tell; the header's own count can. Other formats (FLAC, MP3, Ogg) are checked after decoding
+    (:func:`read_file`)."""
+    try:
+        size_of_file = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(24)
+            if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+                f.seek(12)
+                return _riff_truncation(f, size_of_file)
+            if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+                f.seek(12)
+                return _aiff_truncation(f, size_of_file, head[8:12] == b"AIFC")
+            if len(head) == 24 and head[:4] in (b".snd", b"dns."):
+                return _au_truncation(head, size_of_file, ">" if head[:4] == b".snd" else "<")
+            return None
     except (OSError, struct.error):
         return None
 
@@ -177,7 +253,7 @@ def _check_present(path: Path) -> None:
 
 def check_header(path) -> None:
     """Cheap validity check without decoding: exists, non-empty, readable header, not a
-    truncated WAV. Raises :class:`BadAudioError` (reason missing, empty, unreadable or
+    truncated WAV, AIFF or AU. Raises :class:`BadAudioError` (reason missing, empty, unreadable or
     truncated). Formats libsndfile cannot open are left to :func:`decode_audio`."""
     path = Path(path)
     _check_present(path)
@@ -189,7 +265,7 @@ def check_header(path) -> None:
         return
     if info.frames == 0:
         raise BadAudioError(path, "empty", "0 frames")
-    if (why := _wav_truncation(path)) is not None:
+    if (why := _pcm_truncation(path)) is not None:
         raise BadAudioError(path, "truncated", why)
 
 
@@ -199,9 +275,16 @@ def _sndfile_reason(exc: Exception, path: Path) -> str:
     return "not a recognised audio format" if "Format not recognised" in text else text
 
 
-def read_file(path: Path) -> tuple[np.ndarray, int]:
+def read_file(path) -> tuple[np.ndarray, int]:
     """Decode a file as it is: (float32 [T, C], native rate). BadAudioError (missing,
-    empty, unreadable, truncated) otherwise."""
+    empty, unreadable, truncated) otherwise.
+
+    Truncated: a PCM container (WAV, AIFF, AU) whose header claims more frames than the
+    file holds, a file whose decoder fails part way, or one that decodes fewer frames than
+    its header states (FLAC: any; MP3, Ogg, whose header length is an estimate: more than
+    ``ESTIMATE_SLACK_SECONDS`` or ``ESTIMATE_SLACK_FRACTION`` of it, whichever is more).
+    """
+    path = Path(path)
     _check_present(path)
     try:
         info = sf.info(str(path))
@@ -214,15 +297,24 @@ def read_file(path: Path) -> tuple[np.ndarray, int]:
         except Exception:                               # noqa: BLE001
             raise BadAudioError(path, "unreadable", _sndfile_reason(e, path)) from None
         return np.atleast_2d(np.asarray(y, np.float32)).T, int(rate)
-    if (why := _wav_truncation(path)) is not None:
+    if (why := _pcm_truncation(path)) is not None:
         raise BadAudioError(path, "truncated", why)
     try:
         y, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:                              # noqa: BLE001 - header fine, data not
         raise BadAudioError(path, "truncated", f"read failed: {str(e).strip()}") from None
-    if len(y) < info.frames:
-        raise BadAudioError(path, "truncated", f"header declares {info.frames} frames, read {len(y)}")
+    if len(y) < info.frames - _length_slack(info):
+        estimate = "estimates" if info.format in ESTIMATED_LENGTH_FORMATS else "declares"
+        raise BadAudioError(path, "truncated", f"header {estimate} {info.frames} frames, read {len(y)}")
     return y, int(rate)
+
+
+def _length_slack(info) -> int:
+    """Frames a file's decoded length may fall short of its header's: 0 where the header
+    counts them (WAV, AIFF, AU, FLAC, ...), the estimate's slack where it estimates them."""
+    if info.format not in ESTIMATED_LENGTH_FORMATS:
+        return 0
+    return int(max(ESTIMATE_SLACK_SECONDS * info.samplerate, ESTIMATE_SLACK_FRACTION * info.frames))
 
 
 def decode_audio(path, sr: int, min_seconds: float = 0.0) -> np.ndarray:
@@ -265,6 +357,51 @@ def decode_audio(path, sr: int, min_seconds: float = 0.0) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- files
+# errno values that mean "this path cannot be written" (rather than a bug in the writer).
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST,
+                 errno.ENOTDIR, errno.EISDIR, errno.EFBIG}
+
+
+def _write_problem(path: Path, exc: OSError) -> str:
+    """One line: what stops ``path`` from being written, and what was expected instead."""
+    blocker = next((p for p in (path, *path.parents) if p.exists()), None)     # nearest existing path
+    folder = next((p for p in (path, *path.parents) if p.is_dir()), path.parent)
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR) and blocker is not None and not blocker.is_dir():
+        where = "it" if blocker == path else str(blocker)
+        return f"cannot write {path}: {where} is a file, expected a folder"
+    if exc.errno == errno.EISDIR:
+        return f"cannot write {path}: it is a folder, expected a file name"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return f"cannot write {path}: no space left on the device (expected free space on it)"
+    if exc.errno == errno.EROFS:
+        return f"cannot write {path}: {folder} is on a read-only file system (expected a writable folder)"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"cannot write {path}: permission denied in {folder} (expected a folder you can write to)"
+    return f"cannot write {path}: {exc.strerror or exc}"
+
+
+def output_folder(path) -> Path:
+    """``path`` as a folder to write into, checked before any work is done: created when
+    missing, then probed with an empty temporary file.
+
+    Raises
+    ------
+    cli.OutputError naming the path and what was expected: a file in its place or on its way,
+    no write permission, a read-only file system.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-check.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        if exc.errno not in _WRITE_ERRNOS:
+            raise
+        raise OutputError(_write_problem(path, exc)) from exc
+    return path
+
+
 def atomic_write(path, write, mode: str = "wb", **open_kwargs) -> Path:
     """Write ``path`` all at once: ``write(f)`` fills a temporary file in the same folder,
     which then replaces ``path`` (``os.replace``); on any failure ``path`` is left as it was.
@@ -278,17 +415,26 @@ def atomic_write(path, write, mode: str = "wb", **open_kwargs) -> Path:
     Returns
     -------
     Path written (readable by everyone, like a file opened normally under a 022 umask)
+
+    Raises
+    ------
+    cli.OutputError naming ``path`` when it cannot be written (a file where a folder should be,
+    no permission, a read-only file system, a full disk); other errors as they come.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, mode, **open_kwargs) as f:
             write(f)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+            raise OutputError(_write_problem(path, exc)) from exc
         raise
     return path
 

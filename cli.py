@@ -4,9 +4,9 @@ Every entry point (``trainer.py``, ``transfer.py``, ``demo.py``, ``benchmark.py`
 experiment runners, the latent tool) parses with :class:`ArgumentParser` and runs its
 ``main`` through :func:`run`. Errors of bad input are :class:`InputError`: the project's
 own input errors (an unreadable audio file, a foreign or damaged checkpoint, an unknown
-config key, an empty data folder) subclass it, so the library raises them with a message
-that names the culprit and the entry point prints that message alone. ``--debug`` shows
-the traceback of any error.
+config key, an empty data folder, an output that cannot be written: :class:`OutputError`)
+subclass it, so the library raises them with a message that names the culprit and the
+entry point prints that message alone. ``--debug`` shows the traceback of any error.
 """
 from __future__ import annotations
 
@@ -18,6 +18,13 @@ import sys
 class InputError(ValueError):
     """Bad input: an argument, a file, a checkpoint or a data folder that cannot be used.
     The message names it, says what is wrong and what was expected."""
+
+
+class OutputError(InputError):
+    """An output that cannot be written: an ``--out`` that is a file, a folder without write
+    permission or on a read-only file system, a full disk. The message names the path and
+    says what was expected. Unlike other input errors it stops a run over many inputs (the
+    next one would fail the same way)."""
 
 
 class ArgumentParser(argparse.ArgumentParser):

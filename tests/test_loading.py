@@ -161,6 +161,43 @@ def test_truncated_when_soundfile_reads_fewer_frames(tmp_path, monkeypatch):
         decode_audio(p, SR)
 
 
+@pytest.mark.parametrize("fmt,subtype", [("WAV", "PCM_16"), ("WAV", "FLOAT"), ("AIFF", "PCM_16"), ("AIFF", "FLOAT"),
+                                         ("AU", "PCM_16"), ("AU", "ULAW"), ("FLAC", "PCM_16")])
+def test_a_pcm_file_cut_mid_data_is_truncated(tmp_path, fmt, subtype):
+    """A container whose header counts its frames is refused when its data is cut (libsndfile
+    alone would hand back the frames that are left)."""
+    p = tmp_path / f"cut.{fmt.lower()}"
+    sf.write(str(p), noise(2.0, channels=2), SR, format=fmt, subtype=subtype)
+    assert len(sdl.read_file(p)[0]) == 2 * SR                          # whole: read as it is
+    p.write_bytes(p.read_bytes()[: p.stat().st_size * 2 // 3 + 3])    # cut mid-frame, mid-data
+    with pytest.raises(BadAudioError) as e:
+        sdl.read_file(p)
+    message = str(e.value)
+    assert e.value.reason == "truncated" and str(p) in message and "\n" not in message
+    if fmt != "FLAC":                                                  # FLAC: its decoder loses sync
+        assert f"header declares {2 * SR} frames, file holds" in message
+        with pytest.raises(BadAudioError, match="truncated"):
+            sdl.check_header(p)
+
+
+def test_an_mp3_a_few_frames_short_of_its_header_reads(tmp_path):
+    """An MP3's header length is an estimate: a file that decodes a quarter second short of it
+    is whole; one cut to half its length is not."""
+    from mp3_frames import cut_mp3
+    whole = tmp_path / "whole.mp3"
+    sf.write(str(whole), noise(4.0, sr=22050, channels=2), 22050, format="MP3")
+    declared, decoded = cut_mp3(whole, tmp_path / "short.mp3", 10)     # 10 frames of 576 samples
+    assert declared - decoded > 0.2 * 22050                            # well past rounding: a real shortfall
+    y, rate = sdl.read_file(tmp_path / "short.mp3")
+    assert rate == 22050 and y.shape == (decoded, 2)
+    assert abs(len(decode_audio(tmp_path / "short.mp3", SR)) - decoded * SR / 22050) <= 1
+    declared, decoded = cut_mp3(whole, tmp_path / "half.mp3", 80)
+    assert declared - decoded > 1.5 * 22050
+    with pytest.raises(BadAudioError, match=rf"half.mp3: truncated \(header estimates {declared} frames, "
+                                            rf"read {decoded}\)"):
+        sdl.read_file(tmp_path / "half.mp3")
+
+
 # --------------------------------------------------------------------------- conversion
 def test_stereo_and_44k_are_converted(tmp_path):
     t = np.arange(2 * 44100) / 44100
