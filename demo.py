@@ -25,9 +25,9 @@ import evaluation as ev
 import synthetic_gtzan
 import trainer
 from audio_io import (enhanced_visualize_and_play, high_quality_mel_to_audio, mel_grid_figure, read_audio_file,
-                      resample)
+                      resample, save_wav)
 from cli import ArgumentParser, run
-from listening_page import write_report
+from listening_page import TRUTH_METHOD, record_outputs, write_report
 from prepare_data import AudioConfig, enhanced_audio_to_mel
 from SlicingDataLoading import GENRES, AudioCache, BuildReport, DataLoad, clip_reader, require_files
 from transfer import GenreTransfer
@@ -58,23 +58,30 @@ SELECT_SECONDS = 5.0     # the first seconds of each validation clip scored when
 
 def listening_examples(tr, picks, out_dir: Path, data: Path, strength: float = 1.0) -> Path | None:
     """Five test clips sent to another genre with both methods (and reconstructed), as WAVs
-    listed in out_dir/manifest.csv; on the synthetic set, a figure of the first three
-    conditional transfers beside the same content rendered in the target genre at the
-    source's tempo and swing (the ground truth of a transfer that keeps the timing).
+    listed in out_dir/manifest.csv; on the synthetic set also each one's ground truth (the
+    same content rendered in the target genre at the source's tempo and swing: a transfer
+    that keeps the timing), and a figure of the first three conditional transfers beside it.
     ``strength`` is the conditional decoding's; the latent shift runs at 1."""
     rng, rows = np.random.default_rng(0), []
+    synthetic = (data / synthetic_gtzan.PARAMS).is_file()
     for rec in picks:
         target = GENRES[(rec.label + 1 + int(rng.integers(0, 9))) % 10]
         tr.transfer_file(rec.path, target, out_dir, rec.genre, "conditional", 0.0)   # reconstruction
         for method, alpha in (("shift", 1.0), ("conditional", strength)):
             out = tr.transfer_file(rec.path, target, out_dir, rec.genre, method, alpha)
-        if len(rows) < 3 and rec.content_id is not None and (data / synthetic_gtzan.PARAMS).is_file():
+        if not synthetic or rec.content_id is None:
+            continue
+        (source, src_sr), (output, out_sr) = read_audio_file(rec.path), read_audio_file(out)
+        truth = synthetic_gtzan.timed_rendering(data, rec.content_id, rec.genre, target, src_sr)
+        truth_file = f"{rec.path.stem}_{target}_ground_truth.wav"
+        save_wav(out_dir / truth_file, truth, src_sr)
+        record_outputs(out_dir, [{"source_file": str(rec.path), "source_genre": rec.genre, "target_genre": target,
+                                  "method": TRUTH_METHOD, "strength": 1, "output_file": truth_file}])
+        if len(rows) < 3:
             sr = tr.audio.sample_rate
-            (source, src_sr), (output, out_sr) = read_audio_file(rec.path), read_audio_file(out)
             rows.append([(resample(source.mean(0), src_sr, sr), f"{rec.name} ({rec.genre})"),
                          (resample(output.mean(0), out_sr, sr), f"conditional {strength:g} -> {target}"),
-                         (synthetic_gtzan.timed_rendering(data, rec.content_id, rec.genre, target, sr),
-                          f"the same content in {target} (ground truth)")])
+                         (resample(truth, src_sr, sr), f"the same content in {target} (ground truth)")])
     if not rows:
         return None
     return mel_grid_figure(rows, tr.audio, out_dir / "transfer_examples.png",
@@ -97,10 +104,12 @@ def choose_checkpoint(best: Path, valid, judge, reference, cache) -> tuple[Path,
     if valid:
         chosen, strength, rows = ev.select_checkpoint(transfers, valid, judge, reference, SELECT_SECONDS, cache,
                                                       strengths=strengths)
-        print("checkpoint and strength chosen on the validation split (judged own genre + success + content):")
+        print("checkpoint and strength chosen on the validation split (judged own genre + success + content "
+              "+ onset F1 against the aligned truth):")
         for r in rows:
             print(f"  {r['checkpoint']:<12} epoch {r['epoch']:>3}  strength {r['strength']:<4g}  own genre "
-                  f"{r['own_genre']:.2f}  success {r['success']:.2f}  content {r['content']:.2f}  score "
+                  f"{r['own_genre']:.2f}  success {r['success']:.2f}  content {r['content']:.2f}  onset F1 "
+                  f"{r['onset_f1']:.2f}  score "
                   f"{r['score']:.2f}" + ("  <- chosen" if (r["checkpoint"], r["strength"]) == (chosen, strength)
                                          else ""))
     return paths[chosen], transfers[chosen], strength, rows

@@ -9,11 +9,16 @@ reports one ``metrics.json``. The measures live a floor below, each in its own m
   to the target genre (:func:`evaluate_transfer`);
 - content and reconstruction (:mod:`audio_metrics`): tempo-invariant chroma-CENS content
   similarity, content retrieval on the synthetic set, log-mel L1 and spectral convergence;
+- time (:mod:`audio_metrics`, synthetic set): each transfer against the aligned truth, the
+  same content rendered in the target genre at the source clip's tempo and swing (onset
+  precision / recall / F1, onset sharpness, log-mel L1, the share of clips nearer the truth
+  than the source is); each reconstruction against its source;
 - latent (:mod:`latent_metrics`): kNN genre accuracy and silhouette of mu, active units,
   KL per dimension;
-- baselines (:func:`baseline_metrics`): identity (content ~ 1, success ~ 0) and a random
-  clip of the target genre (success ~ judge accuracy, content ~ chance); real transfer sits
-  between.
+- baselines (:func:`baseline_metrics`): identity (content ~ 1, success ~ 0), a random
+  clip of the target genre (success ~ judge accuracy, content ~ chance), and on the
+  synthetic set the aligned truth itself and a second draw of the target genre at the same
+  timing (what even a perfect transfer still differs by); real transfer sits between.
 
 The public names of those modules stay importable from here, the same objects (``__all__``).
 """
@@ -37,7 +42,8 @@ from audio_metrics import (CENS_DOWNSAMPLE, CONTENT_MAX_STRETCH, HOP, MIN_OVERLA
                            STRETCH_STEPS, ChromaReference, _as_audio_list, _as_reference, _best_pearson,
                            _check_lengths, _check_sr, _genre_indices, _min_overlap_frames, _retrieval_hits,
                            _stretched, chroma_cens, chroma_cens_many, content_retrieval, content_similarity,
-                           genre_index, mean_reconstruction, reconstruction_metrics, spectral_convergence)
+                           genre_index, mean_reconstruction, mean_time_metrics, reconstruction_metrics,
+                           spectral_convergence, TimeReference)
 from judge import (JUDGE_FEATURE_NAMES, N_MFCC, SINGLE_FEATURES, TEMPO_BANDS_BPM, TEMPOGRAM_WIN, GenreJudge,
                    extract_features, judge_features, single_feature, single_feature_accuracy, split_by_content,
                    train_judge)
@@ -66,7 +72,7 @@ SCHEMA_VERSION = 1
 
 # --------------------------------------------------------------------------- transfer
 def evaluate_transfer(judge: GenreJudge, sources, outputs, source_genres, target_genres, sr: int,
-                      content_ids=None, reference=None) -> dict:
+                      content_ids=None, reference=None, truth=None) -> dict:
     """Score one batch of transferred clips.
 
     Parameters
@@ -78,6 +84,8 @@ def evaluate_transfer(judge: GenreJudge, sources, outputs, source_genres, target
     content_ids : [N] content ids of the sources (synthetic set), needed with ``reference``
     reference : mapping (content_id, genre) -> audio or a :class:`ChromaReference`
         (synthetic set); None on real data
+    truth : [N] the aligned truth of each transfer ([T] arrays at ``sr`` or
+        :class:`audio_metrics.TimeReference`; synthetic set), or None
 
     Returns
     -------
@@ -87,18 +95,21 @@ def evaluate_transfer(judge: GenreJudge, sources, outputs, source_genres, target
      "content_chroma_corr": mean :func:`content_similarity` of source and output,
      "content_retrieval": :func:`content_retrieval` or None,
      "content_retrieval_chance": 1 / contents per genre in the reference, or None,
-     "n": N}
+     "n": N, and with ``truth`` the time of the outputs against it (:func:`_time_scores`):
+     "onset_precision", "onset_recall", "onset_f1", "onset_sharpness", "truth_onset_sharpness",
+     "truth_logmel_l1_db", "nearer_truth_than_source"}
     """
     return _evaluate(judge, sources, outputs, source_genres, target_genres, sr, content_ids, reference,
-                     _ChromaMemo(sr))
+                     _ChromaMemo(sr), truth)
 
 
 class _ChromaMemo:
-    """CENS (and its stretched versions) of clips already seen in this evaluation, keyed by
-    array identity; the arrays are kept alive here, so an id is never reused meanwhile."""
+    """CENS (and its stretched versions) of clips already seen in this evaluation, and the time
+    references of aligned truths with their log-mel L1 to sources, keyed by array identity;
+    the arrays are kept alive here, so an id is never reused meanwhile."""
 
     def __init__(self, sr: int):
-        self.sr, self.cens, self.versions = sr, {}, {}
+        self.sr, self.cens, self.versions, self.cens_time, self.l1 = sr, {}, {}, {}, {}
 
     def prefetch(self, audios) -> None:
         """Compute the CENS of the clips not seen yet, together (:func:`chroma_cens_many`)."""
@@ -116,9 +127,26 @@ class _ChromaMemo:
             self.versions[id(audio)] = (audio, _stretched(self(audio)))
         return self.versions[id(audio)][1]
 
+    def time_references(self, truth) -> list:
+        """:class:`TimeReference` of each aligned truth (built once per array)."""
+        out = []
+        for t in truth:
+            if not isinstance(t, TimeReference):
+                if id(t) not in self.cens_time:
+                    self.cens_time[id(t)] = (t, TimeReference(t, self.sr))
+                t = self.cens_time[id(t)][1]
+            out.append(t)
+        return out
+
+    def truth_l1(self, truth: TimeReference, audio: np.ndarray) -> float:
+        key = (id(truth), id(audio))
+        if key not in self.l1:
+            self.l1[key] = (truth, audio, truth.logmel_l1(audio))
+        return self.l1[key][2]
+
 
 def _evaluate(judge, sources, outputs, source_genres, target_genres, sr, content_ids, reference,
-              memo: _ChromaMemo) -> dict:
+              memo: _ChromaMemo, truth=None) -> dict:
     sr = _check_sr(sr)
     n = _check_lengths(sources=sources, outputs=outputs, source_genres=source_genres,
                        target_genres=target_genres, content_ids=content_ids)
@@ -142,7 +170,22 @@ def _evaluate(judge, sources, outputs, source_genres, target_genres, sr, content
         ref = _as_reference(reference, sr)
         result["content_retrieval"] = float(_retrieval_hits(out_versions, content_ids, target, ref).mean())
         result["content_retrieval_chance"] = float(np.mean([1.0 / len(ref.contents(g)) for g in target]))
+    if truth is not None:
+        result.update(_time_scores(truth, sources, outputs, sr, memo))
     return result
+
+
+def _time_scores(truth, sources, outputs, sr: int, memo: _ChromaMemo) -> dict:
+    """The outputs' time against their aligned truth (:func:`audio_metrics.mean_time_metrics`),
+    and the share of clips whose output is nearer the truth than its source is (log-mel L1)."""
+    _check_lengths(truth=truth, outputs=outputs)
+    truth = memo.time_references(truth)
+    t = mean_time_metrics(truth, outputs, sr)
+    source_l1 = [memo.truth_l1(r, s) for r, s in zip(truth, sources)]
+    return {"onset_precision": t["onset_precision"], "onset_recall": t["onset_recall"], "onset_f1": t["onset_f1"],
+            "onset_sharpness": t["onset_sharpness"], "truth_onset_sharpness": t["reference_sharpness"],
+            "truth_logmel_l1_db": t["logmel_l1_db"],
+            "nearer_truth_than_source": float(np.mean(np.asarray(t["per_clip_logmel_l1_db"]) < source_l1))}
 
 
 def _random_target_clips(pool: Mapping, content_ids, target_genres, seed: int) -> list:
@@ -162,7 +205,8 @@ def _random_target_clips(pool: Mapping, content_ids, target_genres, seed: int) -
 
 
 def baseline_metrics(judge: GenreJudge, sources, source_genres, target_genres, sr: int, content_ids=None,
-                     reference=None, pool: Mapping | None = None, seed: int = 0, same_timing=None) -> dict:
+                     reference=None, pool: Mapping | None = None, seed: int = 0, same_timing=None,
+                     second_draw=None) -> dict:
     """The reference points, scored with :func:`evaluate_transfer`.
 
     * ``identity``: output = source (content ~ 1, success ~ 0 when target != source);
@@ -171,7 +215,11 @@ def baseline_metrics(judge: GenreJudge, sources, source_genres, target_genres, s
       rendering is that other content);
     * ``same_timing`` (given ``same_timing``, the outputs): the same content rendered in the
       target genre at the source clip's tempo and swing (synthetic set only), the ceiling
-      of a transfer that keeps the song's timing.
+      of a transfer that keeps the song's timing; it is also the aligned truth that every
+      baseline's time is measured against;
+    * ``second_draw`` (given ``second_draw``, the outputs): the same content and timing in
+      the target genre with the genre's other parameters drawn again (another seed): how
+      far even a perfect transfer lands from one rendering of the truth.
 
     Parameters
     ----------
@@ -195,11 +243,14 @@ def baseline_metrics(judge: GenreJudge, sources, source_genres, target_genres, s
     sources = _as_audio_list(sources, "sources", MIN_SECONDS, sr)      # float32 once: the memo keys on them
     ref = _as_reference(reference, sr) if reference is not None else None
     common = dict(judge=judge, sources=sources, source_genres=source_genres, target_genres=target_genres,
-                  sr=sr, content_ids=content_ids, reference=ref, memo=_ChromaMemo(sr))
+                  sr=sr, content_ids=content_ids, reference=ref, memo=_ChromaMemo(sr), truth=same_timing)
     out = {"identity": _evaluate(outputs=sources, **common),
            "random_target": _evaluate(outputs=_random_target_clips(pool, ids, target_genres, seed), **common)}
     if same_timing is not None:
-        out["same_timing"] = _evaluate(outputs=same_timing, **common)
+        out["same_timing"] = _evaluate(outputs=[t.audio if isinstance(t, TimeReference) else t for t in same_timing],
+                                       **common)
+    if second_draw is not None:
+        out["second_draw"] = _evaluate(outputs=second_draw, **common)
     return out
 
 
@@ -217,10 +268,15 @@ def build_metrics(model_info: dict, judge_info, transfer: dict, baselines: dict,
          "model":  {...free-form: name, family, checkpoint, epoch, preset, ...},
          "judge":  {"heldout_accuracy", "n_train", "n_test", "classifier", "sr", "n_features"},
          "transfer": {"<method>": [{"strength", "success", "judged_source", "target_prob", "content_chroma_corr",
-                                    "content_retrieval", "content_retrieval_chance", "n"}, ...]},
-         "baselines": {"identity": {...}, "random_target": {...}, "same_timing": {...} (synthetic)},
-         "reconstruction": {"logmel_l1_db", "spectral_convergence", "own_genre", "n"
-             (and "content_retrieval" when asked)} or null,
+                                    "content_retrieval", "content_retrieval_chance", "n", and on the
+                                    synthetic set "onset_precision", "onset_recall", "onset_f1",
+                                    "onset_sharpness", "truth_onset_sharpness", "truth_logmel_l1_db",
+                                    "nearer_truth_than_source"}, ...]},
+         "baselines": {"identity": {...}, "random_target": {...}, "same_timing": {...} and
+                       "second_draw": {...} (synthetic)},
+         "reconstruction": {"logmel_l1_db", "spectral_convergence", "own_genre", "n",
+             "onset_precision", "onset_recall", "onset_f1", "onset_sharpness" (against the
+             source), "source_onset_sharpness" (and "content_retrieval" when asked)} or null,
          "latent": {"knn_genre_accuracy", "knn_k", "silhouette", "active_units", "latent_dim",
                     "kl_per_dim", "kl_total", "n", "notes", and from GenreTransfer.decoder_use
                     "latent_use", "genre_use", ...} or null}
@@ -310,7 +366,7 @@ def summary_table(metrics: dict) -> str:
              f"judge held-out accuracy: {_fmt(judge.get('heldout_accuracy'))} "
              f"(n_train={judge.get('n_train')}, n_test={judge.get('n_test')})", ""]
     header = (f"{'method':<16}{'strength':>9}{'success':>9}{'as src':>8}{'p(tgt)':>8}{'chroma':>8}"
-              f"{'retrieval':>10}{'chance':>8}{'n':>6}")
+              f"{'retrieval':>10}{'chance':>8}{'onset F1':>9}{'sharp':>7}{'L1 truth':>9}{'nearer':>7}{'n':>6}")
     lines += [header, "-" * len(header)]
     rows = [(name, None, e) for name, e in (metrics.get("baselines") or {}).items()]
     rows += [(m, e.get("strength"), e) for m, entries in (metrics.get("transfer") or {}).items() for e in entries]
@@ -318,13 +374,24 @@ def summary_table(metrics: dict) -> str:
         lines.append(f"{name:<16}{_fmt(strength, '.2f'):>9}{_fmt(e.get('success')):>9}"
                      f"{_fmt(e.get('judged_source')):>8}{_fmt(e.get('target_prob')):>8}"
                      f"{_fmt(e.get('content_chroma_corr')):>8}{_fmt(e.get('content_retrieval')):>10}"
-                     f"{_fmt(e.get('content_retrieval_chance')):>8}{_fmt(e.get('n'), 'd'):>6}")
+                     f"{_fmt(e.get('content_retrieval_chance')):>8}{_fmt(e.get('onset_f1')):>9}"
+                     f"{_fmt(e.get('onset_sharpness'), '.1f'):>7}{_fmt(e.get('truth_logmel_l1_db'), '.2f'):>9}"
+                     f"{_fmt(e.get('nearer_truth_than_source'), '.2f'):>7}{_fmt(e.get('n'), 'd'):>6}")
+    truth_sharpness = [e["truth_onset_sharpness"] for _, _, e in rows if e.get("truth_onset_sharpness") is not None]
+    if truth_sharpness:
+        lines += [f"time against the aligned truth (the content in the target genre at the source's timing): "
+                  f"onset F1 within 50 ms, onset sharpness (the truth's: {_fmt(truth_sharpness[0], '.1f')}), "
+                  f"log-mel L1 in dB, share of clips nearer the truth than the source is"]
     rec = metrics.get("reconstruction")
     if rec:
         lines += ["", f"reconstruction: log-mel L1 {_fmt(rec.get('logmel_l1_db'), '.2f')} dB, "
                       f"spectral convergence {_fmt(rec.get('spectral_convergence'))}, "
                       f"judged as its own genre {_fmt(rec.get('own_genre'))}"
                       + (f", content retrieval {_fmt(rec['content_retrieval'])}" if "content_retrieval" in rec else "")]
+        if "onset_f1" in rec:
+            lines += [f"reconstruction against its source: onset F1 {_fmt(rec['onset_f1'])} (precision "
+                      f"{_fmt(rec['onset_precision'])}, recall {_fmt(rec['onset_recall'])}), onset sharpness "
+                      f"{_fmt(rec['onset_sharpness'], '.1f')} (sources {_fmt(rec['source_onset_sharpness'], '.1f')})"]
     lat = metrics.get("latent")
     if lat:
         lines += [f"latent: kNN genre acc {_fmt(lat.get('knn_genre_accuracy'))}, silhouette "
@@ -430,10 +497,11 @@ def _own_genre_share(judge, outputs, sr: int, labels) -> float:
     return float(np.mean(np.asarray(heard) == np.asarray(labels)))
 
 
-def _reconstructions(tr, sources, labels, judge) -> tuple[dict, np.ndarray, np.ndarray, list]:
-    """Each clip decoded with its own genre: the reconstruction error and the share the judge
-    hears as that genre; each window's posterior (mu, logvar) for the latent diagnostics; and
-    the reconstructions at the judge's rate."""
+def _reconstructions(tr, sources, labels, judge, judged_sources=None) -> tuple[dict, np.ndarray, np.ndarray, list]:
+    """Each clip decoded with its own genre: the reconstruction error, the share the judge
+    hears as that genre and (given the sources at the judge's rate) their time against the
+    sources; each window's posterior (mu, logvar) for the latent diagnostics; and the
+    reconstructions at the judge's rate."""
     pairs, mus, logvars = [], [], []
     for audio, s in zip(tqdm(sources, desc="reconstruction", leave=False), labels):
         # Conditional decoding at strength 0 is the plain reconstruction: one decode, one vocode.
@@ -444,17 +512,22 @@ def _reconstructions(tr, sources, labels, judge) -> tuple[dict, np.ndarray, np.n
     rec = mean_reconstruction(pairs, tr.audio, trim=True)
     judged = [resample(o, tr.audio.sample_rate, judge.sr) for _, o in pairs]
     rec["own_genre"] = _own_genre_share(judge, judged, judge.sr, labels)
+    if judged_sources is not None:
+        t = mean_time_metrics(judged_sources, judged, judge.sr)
+        rec.update({k: t[k] for k in ("onset_precision", "onset_recall", "onset_f1", "onset_sharpness")},
+                   source_onset_sharpness=t["reference_sharpness"])
     return rec, mus, logvars, judged
 
 
-def _same_timing_renderings(records, targets, sr: int, max_seconds: float | None) -> list | None:
-    """Synthetic set: each record's content in its target genre at its own tempo and swing."""
+def _same_timing_renderings(records, targets, sr: int, max_seconds: float | None, draw: int = 0) -> list | None:
+    """Synthetic set: each record's content in its target genre at its own tempo and swing
+    (``draw`` > 0: the genre's other parameters drawn again, see synthetic_gtzan.timed_rendering)."""
     import synthetic_gtzan
     root = records[0].path.parent.parent.parent
     if not (root / synthetic_gtzan.PARAMS).is_file() or any(r.content_id is None for r in records):
         return None
     limit = int(max_seconds * sr) if max_seconds else None
-    return [synthetic_gtzan.timed_rendering(root, r.content_id, r.genre, GENRES[t], sr)[:limit]
+    return [synthetic_gtzan.timed_rendering(root, r.content_id, r.genre, GENRES[t], sr, draw=draw)[:limit]
             for r, t in zip(tqdm(records, desc="same-timing renderings", leave=False), targets)]
 
 
@@ -485,12 +558,16 @@ def evaluate_model(tr, records, judge, reference_records=None,
     held = _heldout(records, sr, judge_sr, len(tr.genres), reference_records, cache, max_seconds, seed)
     sources, judged_sources, src_labels, tgt_labels, content_ids, pool, reference = (
         held[k] for k in ("sources", "judged_sources", "labels", "targets", "content_ids", "pool", "reference"))
-    same_timing = None if reference is None else _same_timing_renderings(records, tgt_labels, judge_sr, max_seconds)
+    same_timing = second_draw = truth = None
+    if reference is not None:
+        same_timing = _same_timing_renderings(records, tgt_labels, judge_sr, max_seconds)
+        second_draw = _same_timing_renderings(records, tgt_labels, judge_sr, max_seconds, draw=1)
+        truth = None if same_timing is None else [TimeReference(a, judge_sr) for a in same_timing]
 
     def to_judge(x):
         return resample(x, sr, judge_sr)
 
-    reconstruction, mus, logvars, recons = _reconstructions(tr, sources, src_labels, judge)
+    reconstruction, mus, logvars, recons = _reconstructions(tr, sources, src_labels, judge, judged_sources)
     if reconstruction_retrieval and reference is not None:
         reconstruction["content_retrieval"] = content_retrieval(recons, content_ids,
                                                                 src_labels, reference, judge_sr)
@@ -501,10 +578,11 @@ def evaluate_model(tr, records, judge, reference_records=None,
             outs = [tr.transfer_mono(a, tr.genres[s], tr.genres[t], method, alpha)
                     for a, s, t in zip(tqdm(sources, desc=f"{method} {alpha:g}", leave=False), src_labels, tgt_labels)]
             scores = evaluate_transfer(judge, judged_sources, [to_judge(o) for o in outs],
-                                       src_labels, tgt_labels, judge_sr, content_ids, reference)
+                                       src_labels, tgt_labels, judge_sr, content_ids, reference, truth)
             transfer[method].append({"strength": alpha, **scores})
     baselines = baseline_metrics(judge, judged_sources, src_labels, tgt_labels, judge_sr,
-                                 content_ids, reference, pool=pool, seed=seed, same_timing=same_timing)
+                                 content_ids, reference, pool=pool, seed=seed, same_timing=truth,
+                                 second_draw=second_draw)
     win_labels = np.concatenate([[s] * len(m) for s, m in zip(src_labels, mus)])
     info = {"family": tr.model.family, "checkpoint_epoch": tr.state.get("epoch"),
             "clips": len(records), "targets": [tr.genres[t] for t in tgt_labels], **(model_info or {})}
@@ -571,7 +649,10 @@ def select_checkpoint(transfers: Mapping, records, judge, reference_records=None
     with the source genre and, at the first of ``strengths``, with a random other genre (the
     same targets for every candidate). Its score is the share of reconstructions the judge
     hears as their own genre + transfer success + content retrieval (without a reference, the
-    chroma correlation with the source), the three figures the adversarial phase trades off.
+    chroma correlation with the source) + the transfers' onset F1 against the aligned truth
+    (without one, against the source's onsets): the figures the adversarial phase trades
+    off, and the time that the judge cannot hear, so a smeared epoch does not win on the
+    judge's word alone.
     The winner alone then decodes the same transfers at each further strength (one pass each,
     not one per candidate), scored the same way with its own-genre share, and the best
     (checkpoint, strength) row is chosen.
@@ -585,7 +666,7 @@ def select_checkpoint(transfers: Mapping, records, judge, reference_records=None
     Returns
     -------
     (the chosen name, the chosen strength, one row per candidate and strength {"checkpoint",
-    "epoch", "strength", "own_genre", "success", "content", "score"})
+    "epoch", "strength", "own_genre", "success", "content", "onset_f1", "score"})
     """
     if not transfers:
         raise ValueError("select_checkpoint: no checkpoints to choose from")
@@ -596,13 +677,17 @@ def select_checkpoint(transfers: Mapping, records, judge, reference_records=None
     sr, judge_sr, genres = first.audio.sample_rate, judge.sr, first.genres
     held = _heldout(records, sr, judge_sr, len(genres), reference_records, cache, max_seconds, seed)
     sources, labels, targets, reference = held["sources"], held["labels"], held["targets"], held["reference"]
+    # the time reference of each transfer: its aligned truth (synthetic set), else its source
+    timing = _same_timing_renderings(records, targets, judge_sr, max_seconds) if reference is not None else None
+    truth = [TimeReference(a, judge_sr) for a in (timing or held["judged_sources"])]
 
     def row(name, tr, strength, own, outs):
         scores = evaluate_transfer(judge, held["judged_sources"], [resample(o, sr, judge_sr) for o in outs],
-                                   labels, targets, judge_sr, held["content_ids"], reference)
+                                   labels, targets, judge_sr, held["content_ids"], reference, truth)
         content = scores["content_retrieval"] if reference is not None else scores["content_chroma_corr"]
         return {"checkpoint": name, "epoch": tr.state.get("epoch"), "strength": strength, "own_genre": own,
-                "success": scores["success"], "content": content, "score": own + scores["success"] + content}
+                "success": scores["success"], "content": content, "onset_f1": scores["onset_f1"],
+                "score": own + scores["success"] + content + scores["onset_f1"]}
 
     rows = []
     for name, tr in tqdm(transfers.items(), desc="choosing a checkpoint", leave=False):

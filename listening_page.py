@@ -67,7 +67,13 @@ METRIC_LABELS = {
     "source_prob": "judge p(source genre)",
     "judge_genre": "judge's genre",
     "content_similarity": "content similarity to source (chroma)",
+    "onset_f1_truth": "onset F1 against the ground truth",
+    "onset_f1_source": "onset F1 against the source",
+    "onset_sharpness": "onset sharpness",
 }
+# A manifest row with this method is the ground truth of its transfer (synthetic set): the
+# source's content rendered in the target genre at the source's timing.
+TRUTH_METHOD = "ground truth"
 
 
 # --------------------------------------------------------------------------- the data
@@ -102,6 +108,8 @@ class TransferEntry:
     source : the original clip
     reconstruction : the model's plain reconstruction (no edit of the latent), or None
     outputs : one clip per method (and strength)
+    truth : the ground truth of the transfer (synthetic set: the source's content rendered in
+        the target genre at the source's timing), or None
     """
 
     title: str
@@ -110,13 +118,15 @@ class TransferEntry:
     source: Clip
     reconstruction: Clip | None = None
     outputs: list[Clip] = field(default_factory=list)
+    truth: Clip | None = None
 
     def clips(self) -> list[tuple[str, Clip]]:
-        """(role, clip) in page order: source, reconstruction, outputs."""
+        """(role, clip) in page order: source, reconstruction, outputs, ground truth."""
         roles = [("source", self.source)]
         if self.reconstruction is not None:
             roles.append(("reconstruction", self.reconstruction))
-        return roles + [("output", c) for c in self.outputs]
+        roles += [("output", c) for c in self.outputs]
+        return roles + ([("truth", self.truth)] if self.truth is not None else [])
 
 
 @dataclass
@@ -297,7 +307,9 @@ def _metrics_html(metrics: Mapping | None) -> list[str]:
                    f'(n_train {_e(_fmt(judge.get("n_train")))}, n_test {_e(_fmt(judge.get("n_test")))})</p>')
     columns = [("success", "transfer success"), ("target_prob", "p(target)"),
                ("content_chroma_corr", "content (chroma)"), ("content_retrieval", "content retrieval"),
-               ("content_retrieval_chance", "retrieval chance"), ("n", "n")]
+               ("content_retrieval_chance", "retrieval chance"), ("onset_f1", "onset F1 vs truth"),
+               ("onset_sharpness", "onset sharpness"), ("truth_logmel_l1_db", "log-mel L1 to truth (dB)"),
+               ("n", "n")]
     rows = [("baseline", name.replace("_", " "), None, e) for name, e in (metrics.get("baselines") or {}).items()]
     rows += [("transfer", method, e.get("strength"), e)
              for method, entries in (metrics.get("transfer") or {}).items() for e in entries]
@@ -311,12 +323,19 @@ def _metrics_html(metrics: Mapping | None) -> list[str]:
         out.append("</tbody></table>")
         out.append('<p class="note">Baselines: identity (output = input) should score content ~1 and '
                    "success ~0; random target (a clip of the target genre) success ~judge accuracy and "
-                   "content ~chance. Real transfer sits between.</p>")
+                   "content ~chance. Real transfer sits between. On the synthetic set, time is measured "
+                   "against the ground truth (the same content rendered in the target genre at the source's "
+                   "timing): onset F1 within 50 ms, onset sharpness (95th percentile over median of the onset "
+                   "envelope), log-mel L1; the second draw (the target genre drawn again at the same timing) "
+                   "shows what a perfect transfer still differs by.</p>")
     facts = []
     rec = metrics.get("reconstruction")
     if rec:
+        onsets = (f", onset F1 against the source {_e(_fmt(rec['onset_f1']))}, onset sharpness "
+                  f"{_e(_fmt(rec.get('onset_sharpness'), '.1f'))} (sources "
+                  f"{_e(_fmt(rec.get('source_onset_sharpness'), '.1f'))})") if "onset_f1" in rec else ""
         facts.append(f"<li>Reconstruction: log-mel L1 {_e(_fmt(rec.get('logmel_l1_db'), '.2f'))} dB, "
-                     f"spectral convergence {_e(_fmt(rec.get('spectral_convergence')))}</li>")
+                     f"spectral convergence {_e(_fmt(rec.get('spectral_convergence')))}{onsets}</li>")
     lat = metrics.get("latent")
     if lat:
         facts.append(f"<li>Latent: active units {_e(_fmt(lat.get('active_units'), 'd'))} / "
@@ -567,7 +586,9 @@ def _load_judge(judge):
 
 
 def _score(entry: TransferEntry, judge, content: bool) -> None:
-    """Per-clip numbers: judge probabilities (with a judge) and chroma similarity to the source."""
+    """Per-clip numbers: judge probabilities (with a judge), chroma similarity to the source,
+    and each clip's onset sharpness with its onset F1 against the source (reconstruction) or
+    the ground truth (outputs, when the entry has one)."""
     import numpy as np
     import soundfile as sf
 
@@ -576,6 +597,7 @@ def _score(entry: TransferEntry, judge, content: bool) -> None:
         return audio.mean(axis=1), int(sr)
 
     src_audio, src_sr = load(entry.source)
+    truth = load(entry.truth) if entry.truth is not None else None
     genres = None
     if judge is not None:
         from SlicingDataLoading import GENRES
@@ -601,13 +623,31 @@ def _score(entry: TransferEntry, judge, content: bool) -> None:
                 scores["content_similarity"] = float(content_similarity(src_audio, other, src_sr))
             except ValueError:                          # under a second: shown as n/a
                 scores["content_similarity"] = None
+        scores.update(_onset_scores(role, audio, sr, (src_audio, src_sr), truth))
         clip.metrics = {**scores, **clip.metrics}
+
+
+def _onset_scores(role: str, audio, sr: int, source: tuple, truth: tuple | None) -> dict:
+    """A clip's onset sharpness, and its onset F1 against the source (a reconstruction) or
+    the ground truth (an output, when there is one)."""
+    import librosa
+    from audio_metrics import onset_envelope, onset_sharpness, time_metrics
+
+    scores = {"onset_sharpness": onset_sharpness(onset_envelope(audio, sr))}
+    reference, key = {"reconstruction": (source, "onset_f1_source"), "output": (truth, "onset_f1_truth")}.get(
+        role, (None, None))
+    if reference is not None:
+        ref_audio, ref_sr = reference
+        other = audio if sr == ref_sr else librosa.resample(audio, orig_sr=sr, target_sr=ref_sr)
+        scores[key] = time_metrics(ref_audio, other, ref_sr)["onset_f1"]
+    return scores
 
 
 def _group_rows(folder: Path, manifest: Path) -> dict[tuple, dict]:
     """Manifest rows grouped by (source file, source genre, target genre), in the order first
-    seen: {"recon": the strength-0 output or None, "outputs": [(method rank, strength,
-    method, output path)]}. Every output must exist."""
+    seen: {"recon": the strength-0 output or None, "truth": the ground truth (method
+    ``TRUTH_METHOD``) or None, "outputs": [(method rank, strength, method, output path)]}.
+    Every output must exist."""
     groups: dict[tuple, dict] = {}
     method_order: dict[str, int] = {}
     for row in read_manifest(manifest):
@@ -615,9 +655,11 @@ def _group_rows(folder: Path, manifest: Path) -> dict[tuple, dict]:
         if not output.is_file():
             raise FileNotFoundError(f"{manifest}: output file not found: {output}")
         key = (row["source_file"], row["source_genre"], row["target_genre"])
-        group = groups.setdefault(key, {"recon": None, "outputs": []})
+        group = groups.setdefault(key, {"recon": None, "truth": None, "outputs": []})
         strength = _strength(row, manifest)
-        if strength == 0.0:
+        if row["method"] == TRUTH_METHOD:
+            group["truth"] = output
+        elif strength == 0.0:
             group["recon"] = output
         else:
             method_order.setdefault(row["method"], len(method_order))
@@ -695,7 +737,8 @@ def section_from_folder(folder, out_dir=None, *, name: str | None = None, info: 
             source=clip(f"source ({source_genre})", source),
             reconstruction=clip("reconstruction", group["recon"]) if group["recon"] else None,
             outputs=[clip(f"{method} to {target_genre}, strength {strength:g}", out)
-                     for _, strength, method, out in sorted(group["outputs"], key=lambda t: t[:2])])
+                     for _, strength, method, out in sorted(group["outputs"], key=lambda t: t[:2])],
+            truth=clip(f"ground truth: the same content in {target_genre}", group["truth"]) if group["truth"] else None)
         if judge is not None or content:
             _score(entry, judge, content)
         entries.append(entry)

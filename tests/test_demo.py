@@ -30,7 +30,8 @@ def test_quick_demo_writes_metrics_wavs_and_the_listening_page(tmp_path):
         assert saved["model"]["checkpoint"].endswith(chosen["checkpoint"])
         assert saved["model"]["checkpoint_epoch"] == chosen["epoch"] and saved["model"]["strength"] == chosen["strength"]
         for r in selection:
-            assert r["score"] == r["own_genre"] + r["success"] + r["content"]
+            assert r["score"] == r["own_genre"] + r["success"] + r["content"] + r["onset_f1"]
+            assert 0.0 <= r["onset_f1"] <= 1.0
             assert r["own_genre"] == next(c["own_genre"] for c in candidates if c["checkpoint"] == r["checkpoint"])
         assert 0 <= saved["latent"]["active_units"] <= saved["latent"]["latent_dim"]
         assert np.isfinite(saved["reconstruction"]["logmel_l1_db"])
@@ -41,14 +42,25 @@ def test_quick_demo_writes_metrics_wavs_and_the_listening_page(tmp_path):
             assert "content_retrieval" not in saved["reconstruction"]
         ceiling, identity = saved["baselines"]["same_timing"], saved["baselines"]["identity"]
         assert ceiling["success"] > identity["success"] and ceiling["judged_source"] < identity["judged_source"]
+        # time against the aligned truth: the truth scores itself perfectly, a second draw of the
+        # target genre at the same timing keeps most onsets and lands nearer than the source
+        second = saved["baselines"]["second_draw"]
+        assert ceiling["onset_f1"] == 1.0 and ceiling["truth_logmel_l1_db"] == 0.0
+        assert second["onset_f1"] > 0.5 and second["truth_logmel_l1_db"] < identity["truth_logmel_l1_db"]
+        assert identity["nearer_truth_than_source"] == 0.0
+        for r in rows:
+            assert 0.0 <= r["onset_f1"] <= 1.0 and r["onset_sharpness"] > 0 and r["truth_logmel_l1_db"] > 0
+        rec = saved["reconstruction"]
+        assert 0.0 <= rec["onset_f1"] <= 1.0 and rec["source_onset_sharpness"] > rec["onset_sharpness"] > 0
         figure = mpimg.imread(out / family / "transfer_examples.png")      # source, transfer, ground truth
         assert figure.shape[0] > 300 and figure.shape[1] > 600
         wavs = sorted((out / family).glob("*.wav"))
-        assert len(wavs) == 15                                            # 5 clips x (reconstruction + 2 methods)
+        assert len(wavs) == 20                                  # 5 clips x (reconstruction + 2 methods + ground truth)
         for w in wavs:
             audio, _ = sf.read(w)
             assert np.isfinite(audio).all() and np.sqrt(np.mean(audio ** 2)) > 1e-4
     curve = mpimg.imread(out / "transfer_curve.png")                      # success against retrieval
     assert curve.ndim == 3 and min(curve.shape[:2]) > 200 and curve[..., :3].std() > 0.05
     page = (out / "index.html").read_text()
-    assert page.count("<audio") >= 2 * 5 * 4                              # source, reconstruction, 2 methods
+    assert page.count("<audio") >= 2 * 5 * 5                 # source, reconstruction, 2 methods, ground truth
+    assert page.count('data-role="truth"') == 2 * 5 and "onset F1 against the ground truth" in page
