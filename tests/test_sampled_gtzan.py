@@ -162,6 +162,11 @@ def test_timed_rendering_at_the_clips_own_timing_is_the_clip(dataset):
     x = sg.timed_rendering(dataset, 2, "country", "country", SR)
     _, data = wavfile.read(dataset / "genres_original/country/country.00002.wav")
     np.testing.assert_array_equal(np.round(x * 32767).astype(np.int16), data)
+    tempo, swing = sg.clip_timing(2, "country")            # a second draw: the same timing, another seed
+    again = sg.timed_rendering(dataset, 2, "country", "country", SR, draw=1)
+    assert np.abs(again - x).mean() > 0.01
+    np.testing.assert_array_equal(again, sp.render_clip(2, "country", sr=SR, duration=DUR, seed=1, tempo=tempo,
+                                                        swing=swing, piece=sp.dataset_piece(dataset, 2)))
 
 
 # ----------------------------------------------------------------------------- skip-if-done, SoundFont

@@ -88,6 +88,9 @@ def test_timed_rendering_at_the_clips_own_timing_is_the_clip(dataset):
     x = sg.timed_rendering(root, 1, "disco", "disco", SR)
     _, data = wavfile.read(root / "genres_original/disco/disco.00001.wav")
     np.testing.assert_array_equal(np.round(x * 32767).astype(np.int16), data)
+    tempo, swing = sg.clip_timing(1, "pop")                 # another genre's timing, a second draw
+    np.testing.assert_array_equal(sg.timed_rendering(root, 1, "pop", "disco", SR, draw=2),
+                                  render_clip(1, "disco", sr=SR, duration=DUR, seed=2, tempo=tempo, swing=swing))
 
 
 def test_written_clip_equals_render_clip(dataset):
