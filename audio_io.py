@@ -12,13 +12,15 @@ The mel inversion sets most of the error, so it is solved carefully: the power s
 modelled as non-negative window main lobes on a half-bin grid (what sinusoids and smooth
 noise look like through a Hann window) and fitted to the mel by accelerated projected-
 gradient steps. It replaces the seed's ``librosa.feature.inverse.mel_to_audio``; ``make
-bench`` compares the two.
+bench`` compares the two. A long mel is vocoded piece by piece (``VOCODER_CHUNK_FRAMES``,
+each piece continuing the audio of the one before), so time and memory grow with its length.
 
 Public API
 ----------
 read_audio_file(path)                          any file -> (float32 [C, T], its sample rate)
 resample(audio, sr_from, sr_to)                [..., T] -> [..., T'] (torchaudio's windowed sinc)
 high_quality_mel_to_audio(mel_norm, cfg, n_iter, length)   normalised mel -> waveform
+vocoder_pieces(n_frames) / vocoder_progress(callback)       its pieces; a progress hook per piece
 mel_to_linear_power(power_mel, cfg, n_iter)    [B, M, F] power mel -> [B, K, F] power spectrogram
 griffin_lim(magnitude, cfg, n_iter, momentum, length, seed)  [B, K, F] -> [B, T]
 save_wav(path, audio, sr)                      atomic 16-bit PCM WAV
@@ -31,8 +33,12 @@ interpolate_latent_space(decode, z_a, z_b, steps, mode, cfg, out_dir, name)
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
+import io
 import math
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -44,13 +50,23 @@ from prepare_data import AudioConfig, mel_db, mel_filterbank, norm_to_db
 from SlicingDataLoading import BadAudioError, atomic_write, read_file
 
 __all__ = [
-    "read_audio_file", "resample", "high_quality_mel_to_audio", "mel_to_linear_power", "griffin_lim",
+    "read_audio_file", "resample", "high_quality_mel_to_audio", "vocoder_pieces", "vocoder_progress",
+    "mel_to_linear_power", "griffin_lim",
     "save_wav", "plot_mel", "mel_grid_figure", "crossfade_concat",
     "enhanced_visualize_and_play", "lerp", "slerp", "interpolate_latent_space",
 ]
 
 DEFAULT_GL_ITER = 32      # Griffin-Lim iterations (the seed used 100)
 DEFAULT_NNLS_ITER = 128   # FISTA iterations of the mel inversion
+NNLS_COLUMNS = 256        # frames the mel inversion solves together on a CPU: 2 MB iterates, in cache
+# A long mel is vocoded in pieces of this many frames (about 18 s at 22050 Hz, hop 512): the
+# working tensors of a stereo piece (about 14 MB each) are reused by the C allocator, where
+# larger ones are mapped afresh for every operation, and page faults cost as much as the sums.
+VOCODER_CHUNK_FRAMES = 768
+# Frames of context on either side of a piece: Griffin-Lim couples frames n_fft / hop apart
+# (4 here); 32 lets a piece's edge settle before the audio that is kept.
+VOCODER_CONTEXT_FRAMES = 32
+_PROGRESS: contextvars.ContextVar = contextvars.ContextVar("vocoder_progress", default=None)
 ROLES = ("original", "reconstruction", "transfer")
 
 
@@ -77,23 +93,14 @@ def _operators(cfg: AudioConfig, device: str) -> dict:
     window main lobes (``taps``), as for sinusoids and smooth noise, and the mel is
     A u = fb G u. ``pinv`` [J, M] is A's pseudo-inverse (the start); ``step`` [J, 1] the
     diagonal FISTA step 1 / ((A^T A) 1), a valid majoriser since A >= 0 (0 where A is 0).
-    fb [M, K] is applied by bin: ``bands`` [W, K] / ``weights`` [W, K, 1] list the (at most
-    W, 2 for triangles) bands that see each bin, so fb s is W scatter-adds and fb^T r is W
-    gathers (fb is ~1.5 % non-zero: a dense product costs ~10x more). ``window`` [N] is
-    the periodic Hann of the front-end.
+    A [M, J] and A^T [J, M] are kept as sparse CSR matrices: A is under 2 % non-zero (about
+    2.3 bands per lobe), so a product with it costs half of applying G (7 taps) and then fb
+    (2 bands per bin), and a dense one 50 times more. ``window`` [N] is the periodic Hann of
+    the front-end.
     """
     window = torch.hann_window(cfg.n_fft, dtype=torch.float64)
     fb64 = mel_filterbank(cfg, "cpu").double()                        # (M, K)
     n_mels, n_bins = fb64.shape
-    nonzero = fb64 > 0
-    width = max(1, int(nonzero.sum(0).max()))
-    bands = torch.zeros(width, n_bins, dtype=torch.long)
-    weights = torch.zeros(width, n_bins, dtype=torch.float64)
-    rank = nonzero.long().cumsum(0) - 1                               # slot of band m at bin k
-    m_idx, k_idx = torch.nonzero(nonzero, as_tuple=True)
-    slot = rank[m_idx, k_idx]
-    bands[slot, k_idx] = m_idx
-    weights[slot, k_idx] = fb64[m_idx, k_idx]
 
     taps = _lobe_kernel(window)
     n_lobes = 2 * n_bins - 1
@@ -105,26 +112,12 @@ def _operators(cfg: AudioConfig, device: str) -> dict:
     row = A.T @ (A @ torch.ones(n_lobes, dtype=torch.float64))
     step = torch.where(row > 1e-12 * row.max(), 1.0 / row.clamp_min(1e-300), torch.zeros_like(row))
     dev = torch.device(device)
+    with warnings.catch_warnings():                                   # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        A_csr, At_csr = A.float().to_sparse_csr().to(dev), A.T.float().contiguous().to_sparse_csr().to(dev)
     return {"pinv": torch.linalg.pinv(A).float().to(dev), "n_mels": n_mels, "n_bins": n_bins,
-            "bands": bands.to(dev), "weights": weights.float().unsqueeze(-1).to(dev),
-            "taps": taps.tolist(), "step": step.float().unsqueeze(-1).to(dev),
+            "A": A_csr, "At": At_csr, "taps": taps.tolist(), "step": step.float().unsqueeze(-1).to(dev),
             "window": window.float().to(dev)}
-
-
-def _mel_forward(x: torch.Tensor, ops: dict) -> torch.Tensor:
-    """fb s for bin-major s [K, C] -> [M, C]."""
-    out = x.new_zeros(ops["n_mels"], x.shape[1])
-    for bands, weights in zip(ops["bands"], ops["weights"]):
-        out.index_add_(0, bands, x * weights)
-    return out
-
-
-def _mel_adjoint(r: torch.Tensor, ops: dict) -> torch.Tensor:
-    """fb^T r for band-major r [M, C] -> [K, C]."""
-    out = torch.index_select(r, 0, ops["bands"][0]).mul_(ops["weights"][0])
-    for bands, weights in zip(ops["bands"][1:], ops["weights"][1:]):
-        out.addcmul_(torch.index_select(r, 0, bands), weights)
-    return out
 
 
 def _lobes_forward(u: torch.Tensor, ops: dict) -> torch.Tensor:
@@ -135,15 +128,6 @@ def _lobes_forward(u: torch.Tensor, ops: dict) -> torch.Tensor:
     for d in range(1, LOBE_TAPS):
         out.add_(padded[d:d + 2 * n_bins - 1:2], alpha=ops["taps"][d])
     return out
-
-
-def _lobes_adjoint(s: torch.Tensor, ops: dict) -> torch.Tensor:
-    """G^T s: power spectrum [K, C] -> lobes [J, C]."""
-    n_bins, half = ops["n_bins"], LOBE_TAPS // 2
-    out = s.new_zeros(2 * n_bins - 1 + 2 * half, s.shape[1])
-    for d in range(LOBE_TAPS):
-        out[d:d + 2 * n_bins - 1:2].add_(s, alpha=ops["taps"][d])
-    return out[half:half + 2 * n_bins - 1]
 
 
 def _as_mel_batch(mel_norm, cfg: AudioConfig) -> tuple[torch.Tensor, bool]:
@@ -180,25 +164,36 @@ def _norm_to_power(mel: torch.Tensor, cfg: AudioConfig) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- mel inversion
-def _invert_mel(power_fm: torch.Tensor, ops: dict, n_iter: int) -> torch.Tensor:
-    """Non-negative least squares ``min ||fb G u - p||^2, u >= 0`` for every frame, and
-    s = G u. [B, F, M] power mel -> [B, F, K] power spectrum.
-
-    Pseudo-inverse start clamped at 0, then FISTA with the diagonal step; all frames of
-    all items are the columns of one [J, B * F] problem.
-    """
-    B, n_frames, M = power_fm.shape
-    P = power_fm.reshape(B * n_frames, M).T.contiguous()              # (M, BF)
-    x = (ops["pinv"] @ P).clamp_min_(0.0)                             # (J, BF)
+def _fista(P: torch.Tensor, ops: dict, n_iter: int) -> torch.Tensor:
+    """Lobes u [J, C] >= 0 minimising ||A u - p||^2 for each column p of P [M, C]: the
+    pseudo-inverse start clamped at 0, then FISTA with the diagonal step."""
+    x = (ops["pinv"] @ P).clamp_min_(0.0)                             # (J, C)
     y, t = x, 1.0
     for _ in range(n_iter):
-        residual = _mel_forward(_lobes_forward(y, ops), ops).sub_(P)  # A y - p      (M, BF)
-        gradient = _lobes_adjoint(_mel_adjoint(residual, ops), ops)   # A^T (A y - p) (J, BF)
+        residual = torch.sparse.mm(ops["A"], y).sub_(P)               # A y - p      (M, C)
+        gradient = torch.sparse.mm(ops["At"], residual)               # A^T (A y - p) (J, C)
         x_next = torch.addcmul(y, ops["step"], gradient, value=-1.0).clamp_min_(0.0)
         t_next = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * t * t))
         y = torch.lerp(x_next, x, -(t - 1.0) / t_next)                # x_next + c (x_next - x)
         x, t = x_next, t_next
-    return _lobes_forward(x, ops).T.reshape(B, n_frames, -1)          # (B, F, K)
+    return x
+
+
+def _invert_mel(power_fm: torch.Tensor, ops: dict, n_iter: int) -> torch.Tensor:
+    """Non-negative least squares ``min ||fb G u - p||^2, u >= 0`` for every frame, and
+    s = G u. [B, F, M] power mel -> [B, F, K] power spectrum.
+
+    All frames of all items are the columns of one [J, B * F] problem. Each column is its
+    own problem (FISTA's momentum schedule does not depend on the data), so on a CPU the
+    columns are solved ``NNLS_COLUMNS`` at a time, whose iterates stay in the cache, with
+    the same result as all at once.
+    """
+    B, n_frames, M = power_fm.shape
+    P = power_fm.reshape(B * n_frames, M).T.contiguous()              # (M, BF)
+    block = NNLS_COLUMNS if P.device.type == "cpu" else P.shape[1]
+    u = torch.cat([_fista(P[:, i:i + block].contiguous(), ops, n_iter) for i in range(0, P.shape[1], block)],
+                  dim=1)                                              # (J, BF)
+    return _lobes_forward(u, ops).T.reshape(B, n_frames, -1)          # (B, F, K)
 
 
 def mel_to_linear_power(power_mel: torch.Tensor, cfg: AudioConfig,
@@ -247,24 +242,30 @@ def _overlap_add(frames: torch.Tensor, hop: int) -> torch.Tensor:
 
 
 def _fast_griffin_lim(mag: torch.Tensor, cfg: AudioConfig, n_iter: int, momentum: float,
-                      loop_len: int, seed: int) -> torch.Tensor:
-    """Fast Griffin-Lim on [B, F, K] magnitudes -> [B, loop_len] samples.
+                      inside: tuple[int, int], seed: int, fixed: tuple[int, torch.Tensor] | None = None
+                      ) -> torch.Tensor:
+    """Fast Griffin-Lim on [B, F, K] magnitudes -> the centre-padded signal [B, (F - 1) hop + n_fft].
 
-    Works in the centre-padded signal domain: synthesis = irfft, window, overlap-add, divide
-    by the window envelope and zero outside the signal (as ``pad_mode='constant'``);
-    analysis = frame, window, rfft. Momentum as librosa / torchaudio (Perraudin et al. 2013).
+    Works in the padded signal domain: synthesis = irfft, window, overlap-add, divide by the
+    window envelope and zero outside ``inside`` = (first, end) sample of the signal (as
+    ``pad_mode='constant'``); analysis = frame, window, rfft. ``fixed`` = (first sample,
+    samples [B, n]) holds that span of the signal at given values (the audio a previous piece
+    already produced), so the frames that overlap it continue it. Momentum as librosa /
+    torchaudio (Perraudin et al. 2013).
     """
     B, n_frames, K = mag.shape
     N, hop = cfg.n_fft, cfg.hop_length
     window = _operators(cfg, str(mag.device))["window"]
-    padded = (n_frames - 1) * hop + N
     envelope = _overlap_add(window.square().expand(1, n_frames, N), hop)[0]
-    inside = torch.zeros(padded, device=mag.device)
-    inside[N // 2:N // 2 + loop_len] = 1.0
-    scale = inside / envelope.clamp_min(1e-8 * float(envelope.max()))  # (L_pad,)
+    mask = torch.zeros(envelope.shape[0], device=mag.device)
+    mask[inside[0]:inside[1]] = 1.0
+    scale = mask / envelope.clamp_min(1e-8 * float(envelope.max()))   # (L_pad,)
 
     def synthesis(spec):                                              # (B, F, K) -> (B, L_pad)
-        return _overlap_add(torch.fft.irfft(spec, n=N, dim=-1) * window, hop) * scale
+        signal = _overlap_add(torch.fft.irfft(spec, n=N, dim=-1) * window, hop) * scale
+        if fixed is not None:
+            signal[:, fixed[0]:fixed[0] + fixed[1].shape[-1]] = fixed[1]
+        return signal
 
     def analysis(signal):                                             # (B, L_pad) -> (B, F, K)
         return torch.fft.rfft(signal.unfold(-1, N, hop) * window, dim=-1)
@@ -285,7 +286,7 @@ def _fast_griffin_lim(mag: torch.Tensor, cfg: AudioConfig, n_iter: int, momentum
         re, im = parts[..., 0], parts[..., 1]
         gain = torch.addcmul(re * re, im, im).add_(1e-30).rsqrt_().mul_(mag)   # mag / |update|
         spec = update.mul_(gain)
-    return synthesis(spec)[:, N // 2:N // 2 + loop_len]
+    return synthesis(spec)
 
 
 def _fit_length(audio: torch.Tensor, length: int | None) -> torch.Tensor:
@@ -327,15 +328,44 @@ def griffin_lim(magnitude: torch.Tensor, cfg: AudioConfig, n_iter: int = DEFAULT
         raise ValueError(f"magnitude of shape {tuple(magnitude.shape)}: expected "
                          f"{cfg.n_fft // 2 + 1} frequency bins for n_fft={cfg.n_fft}")
     loop_len = _loop_length(mag.shape[-1], cfg.hop_length, length)
-    out = _fast_griffin_lim(mag.transpose(1, 2), cfg, n_iter, momentum, loop_len, seed)
+    half = cfg.n_fft // 2
+    out = _fast_griffin_lim(mag.transpose(1, 2), cfg, n_iter, momentum, (half, half + loop_len), seed)
+    out = out[:, half:half + loop_len]
     out = _fit_length(out, length)
     return out[0] if single else out
 
 
+def vocoder_pieces(n_frames: int, chunk_frames: int = VOCODER_CHUNK_FRAMES) -> list[tuple[int, int]]:
+    """The (first, end) frames of the pieces :func:`high_quality_mel_to_audio` vocodes one at
+    a time: one piece up to ``chunk_frames`` frames, else pieces of ``chunk_frames``."""
+    if chunk_frames < 1:
+        raise ValueError(f"chunk_frames must be a positive number of frames, got {chunk_frames}")
+    return [(a, min(a + chunk_frames, n_frames)) for a in range(0, n_frames, chunk_frames)]
+
+
+@contextlib.contextmanager
+def vocoder_progress(callback: Callable[[int], None]):
+    """Within the block, :func:`high_quality_mel_to_audio` calls ``callback(1)`` after each
+    piece it vocodes (see :func:`vocoder_pieces`): a progress bar's ``update``."""
+    token = _PROGRESS.set(callback)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
 def high_quality_mel_to_audio(mel_norm, cfg: AudioConfig | None = None, n_iter: int = DEFAULT_GL_ITER,
                               length: int | None = None, *, nnls_iter: int = DEFAULT_NNLS_ITER,
-                              momentum: float = 0.99, seed: int = 0) -> torch.Tensor:
+                              momentum: float = 0.99, seed: int = 0,
+                              chunk_frames: int = VOCODER_CHUNK_FRAMES) -> torch.Tensor:
     """Vocode a normalised log-mel: NNLS mel inversion + fast Griffin-Lim, batched, in torch.
+
+    A mel longer than ``chunk_frames`` is vocoded in pieces of that many frames, so that time
+    and memory grow with its length and no more: each piece is solved with
+    ``VOCODER_CONTEXT_FRAMES`` frames of context on either side; on its left the context
+    audio is held at what the previous piece produced (Griffin-Lim then continues that
+    audio's phase), and the pieces meet with an n_fft-sample raised-cosine cross-fade. A mel
+    of at most ``chunk_frames`` frames is one piece.
 
     Parameters
     ----------
@@ -347,6 +377,8 @@ def high_quality_mel_to_audio(mel_norm, cfg: AudioConfig | None = None, n_iter: 
     length : trim / zero-pad the output to this many samples (default (F - 1) * hop)
     nnls_iter : FISTA iterations of the mel inversion
     momentum, seed : Griffin-Lim momentum and initial-phase seed
+    chunk_frames : frames vocoded at once (a piece); the same pieces for every item, so a
+        batch equals its items
 
     Returns
     -------
@@ -359,12 +391,38 @@ def high_quality_mel_to_audio(mel_norm, cfg: AudioConfig | None = None, n_iter: 
     cfg = cfg if cfg is not None else AudioConfig()
     mel, single = _as_mel_batch(mel_norm, cfg)                        # (B, M, F)
     ops = _operators(cfg, str(mel.device))
+    N, hop = cfg.n_fft, cfg.hop_length
+    n_frames = mel.shape[-1]
+    loop_len = _loop_length(n_frames, hop, length)
+    pieces = vocoder_pieces(n_frames, chunk_frames)
+    progress = _PROGRESS.get()
+    audio = mel.new_zeros(mel.shape[0], loop_len)                     # (B, T)
+    tail = None                        # the previous piece's audio past its end, to cross-fade with
     with torch.no_grad(), torch.autocast(device_type=mel.device.type, enabled=False):
-        power = _norm_to_power(mel, cfg).transpose(1, 2)              # (B, F, M)
-        magnitude = _invert_mel(power, ops, nnls_iter).sqrt()         # (B, F, K)
-        loop_len = _loop_length(mel.shape[-1], cfg.hop_length, length)
-        audio = _fast_griffin_lim(magnitude, cfg, n_iter, momentum, loop_len, seed)
-        audio = _fit_length(audio, length)                            # (B, T)
+        for k, (a, b) in enumerate(pieces):
+            context = VOCODER_CONTEXT_FRAMES if len(pieces) > 1 else 0
+            lo, hi = max(0, a - context), min(n_frames, b + context)
+            power = _norm_to_power(mel[..., lo:hi], cfg).transpose(1, 2)  # (B, F', M)
+            magnitude = _invert_mel(power, ops, nnls_iter).sqrt()     # (B, F', K)
+            origin = lo * hop - N // 2                                # clip sample at the piece's index 0
+            padded = (hi - lo - 1) * hop + N
+            inside = (max(0, -origin), min(padded, loop_len - origin))
+            first, end = a * hop, (b * hop if b < n_frames else loop_len)   # the samples this piece gives
+            held = None
+            if a > 0:                                                 # hold the audio already made
+                start = max(0, origin)
+                held = (start - origin, audio[:, start:first])
+            signal = _fast_griffin_lim(magnitude, cfg, n_iter, momentum, inside, seed + k, held)
+            new = signal[:, first - origin:end - origin]              # (B, end - first)
+            if tail is not None:                                      # cross-fade over the joint
+                n = min(tail.shape[-1], new.shape[-1])
+                ramp = 0.5 - 0.5 * torch.cos(math.pi * (torch.arange(n, device=new.device) + 0.5) / n)
+                new[:, :n] = tail[:, :n] * (1.0 - ramp) + new[:, :n] * ramp
+            audio[:, first:end] = new
+            tail = signal[:, end - origin:end - origin + N].clone() if b < n_frames else None
+            if progress is not None:
+                progress(1)
+    audio = _fit_length(audio, length)                                # (B, T)
     return audio[0] if single else audio
 
 
@@ -409,7 +467,8 @@ def save_wav(path, audio, sr: int) -> Path:
 
     Returns
     -------
-    Path written. Samples are clipped to [-1, 1]; non-finite audio is a ValueError.
+    Path written. Samples are clipped to [-1, 1]; non-finite audio is a ValueError; a path
+    that cannot be written (a full disk, a read-only folder) a cli.OutputError naming it.
     """
     import soundfile as sf
 
@@ -421,8 +480,11 @@ def save_wav(path, audio, sr: int) -> Path:
         raise ValueError(f"save_wav {path}: audio of shape {data.shape}, expected [T] or [C, T]")
     if not np.isfinite(data).all():
         raise ValueError(f"save_wav {path}: audio contains NaN or inf")
-    return atomic_write(path, lambda f: sf.write(f, np.clip(data, -1.0, 1.0), int(sr), subtype="PCM_16",
-                                                 format="WAV"))
+    # Encode in memory, then write the bytes: soundfile writing into a file object meets a full
+    # disk inside a C callback (a traceback on stderr); a plain write raises the OSError here.
+    encoded = io.BytesIO()
+    sf.write(encoded, np.clip(data, -1.0, 1.0), int(sr), subtype="PCM_16", format="WAV")
+    return atomic_write(path, lambda f: f.write(encoded.getbuffer()))
 
 
 def crossfade_concat(chunks: Sequence, overlap: int):
@@ -526,6 +588,11 @@ def _new_figure(n_rows: int, n_cols: int, size: tuple[float, float]):
     return fig, axes
 
 
+def _save_figure(fig, png, dpi: int) -> Path:
+    """Write ``fig`` as a PNG through :func:`atomic_write` (folders created)."""
+    return atomic_write(Path(png), lambda f: fig.savefig(f, dpi=dpi, format="png"))
+
+
 def mel_grid_figure(rows: Sequence[Sequence[tuple]], cfg: AudioConfig, png, title: str = "") -> Path:
     """A grid of log-mels, one row per clip: ``rows[i]`` is a list of (waveform [T] at
     ``cfg.sample_rate``, panel title). Drawn on the Agg canvas; parent folders are created.
@@ -544,10 +611,7 @@ def mel_grid_figure(rows: Sequence[Sequence[tuple]], cfg: AudioConfig, png, titl
                 axes[i, j].set_ylabel("")
     if title:
         fig.suptitle(title)
-    png = Path(png)
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=80)
-    return png
+    return _save_figure(fig, png, dpi=80)
 
 
 def _in_ipython() -> bool:
@@ -613,9 +677,7 @@ def enhanced_visualize_and_play(original, reconstruction=None, transfer=None,
         plot_mel(ax, db, cfg, role, kind="db")
     if title:
         fig.suptitle(title)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths["figure"] = out_dir / f"{name}.png"
-    fig.savefig(paths["figure"], dpi=100)
+    paths["figure"] = _save_figure(fig, out_dir / f"{name}.png", dpi=100)
     for role, wave, _ in converted:
         paths[role] = save_wav(out_dir / f"{name}_{role}.wav", wave, cfg.sample_rate)
 
@@ -740,7 +802,6 @@ def interpolate_latent_space(decode: Callable[[torch.Tensor], torch.Tensor], z_a
         mels_db = norm_to_db(mels.cpu(), cfg)
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     fig, axes = _new_figure(1, steps, (2.0 * steps + 1.0, 3.2))
     for i, ax in enumerate(axes[0]):
         image = plot_mel(ax, mels_db[i], cfg, f"t = {float(t[i]):.2f}", kind="db", colorbar=False)
@@ -749,8 +810,7 @@ def interpolate_latent_space(decode: Callable[[torch.Tensor], torch.Tensor], z_a
             ax.set_yticklabels([])
     fig.colorbar(image, ax=list(axes[0]), format="%+.0f dB")
     fig.suptitle(f"{name}: {mode} interpolation")
-    paths = {"figure": out_dir / f"{name}.png"}
-    fig.savefig(paths["figure"], dpi=100)
+    paths = {"figure": _save_figure(fig, out_dir / f"{name}.png", dpi=100)}
     paths["steps"] = [save_wav(out_dir / f"{name}_step{i:02d}.wav", audio[i], cfg.sample_rate)
                       for i in range(steps)]
     overlap = min(int(round(crossfade_seconds * cfg.sample_rate)), audio.shape[-1])

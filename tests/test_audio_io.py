@@ -169,6 +169,37 @@ def test_nan_mel_raises(cfg):
         audio_io.high_quality_mel_to_audio(mel, cfg)
 
 
+def test_a_long_mel_is_vocoded_in_pieces_as_well_as_whole(cfg):
+    """Pieces of 60 frames (4 joints in 6 s) with the previous piece's audio held on the left:
+    the spectrogram is as close to the source as the whole clip's, also around the joints; a
+    batch equals its items; the progress hook hears every piece."""
+    import librosa
+    y = np.concatenate([music(5, 3.0), music(6, 3.0)])                          # 6 s, 259 frames
+    mel = enhanced_audio_to_mel(torch.from_numpy(y), cfg, fit=False)[0, 0]      # (M, F)
+    pieces = audio_io.vocoder_pieces(mel.shape[-1], 60)
+    assert len(pieces) == 5 and pieces[0] == (0, 60) and pieces[-1][1] == mel.shape[-1]
+    calls = []
+    with audio_io.vocoder_progress(calls.append):
+        chunked = audio_io.high_quality_mel_to_audio(mel, cfg, length=len(y), chunk_frames=60)
+    whole = audio_io.high_quality_mel_to_audio(mel, cfg, length=len(y))
+    assert calls == [1] * 5 and chunked.shape == whole.shape == (len(y),)
+
+    def frame_error(audio):                      # relative spectral error of each frame, [F]
+        S = np.abs(librosa.stft(y, n_fft=cfg.n_fft, hop_length=cfg.hop_length))
+        O = np.abs(librosa.stft(audio.numpy(), n_fft=cfg.n_fft, hop_length=cfg.hop_length))
+        return np.linalg.norm(O - S, axis=0) / (np.linalg.norm(S, axis=0) + 1e-9)
+
+    err_whole, err_chunked = frame_error(whole), frame_error(chunked)
+    near = np.concatenate([np.arange(a - 3, a + 4) for a, _ in pieces[1:]])    # 3 frames either side of a joint
+    assert err_chunked.mean() < 1.05 * err_whole.mean(), (err_chunked.mean(), err_whole.mean())
+    assert err_chunked[near].mean() < 1.2 * err_whole[near].mean(), (err_chunked[near].mean(), err_whole[near].mean())
+    few = dict(length=len(y), chunk_frames=60, n_iter=8, nnls_iter=8)   # momentum grows rounding with iterations
+    batch = audio_io.high_quality_mel_to_audio(torch.stack([mel, mel.flip(-1)]), cfg, **few)
+    torch.testing.assert_close(batch[0], audio_io.high_quality_mel_to_audio(mel, cfg, **few), atol=2e-4, rtol=1e-3)
+    with pytest.raises(ValueError, match="chunk_frames"):
+        audio_io.vocoder_pieces(100, 0)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
 def test_gpu_matches_cpu(mel, cfg):
     cpu = audio_io.high_quality_mel_to_audio(mel, cfg, n_iter=8, nnls_iter=8)
@@ -188,6 +219,10 @@ def test_save_wav_is_atomic_and_checks_input(tmp_path):
     with pytest.raises(ValueError, match="NaN"):
         audio_io.save_wav(tmp_path / "nan.wav", np.array([0.0, np.nan]), 8000)
     assert not (tmp_path / "nan.wav").exists()
+    from cli import OutputError
+    with pytest.raises(OutputError, match=rf"cannot write {tmp_path}/stereo.wav/x.wav: {tmp_path}/stereo.wav "
+                                          "is a file, expected a folder"):
+        audio_io.save_wav(tmp_path / "stereo.wav" / "x.wav", torch.zeros(2, 500), 8000)   # a folder that is a file
 
 
 def test_crossfade_concat():
