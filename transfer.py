@@ -10,11 +10,14 @@ Two methods:
 - ``conditional``: decode z with the target genre; ``strength`` alpha blends the source and
   target genre embeddings ((1 - alpha) e_src + alpha e_tgt), so both methods sweep alike.
 
-Any input the decoders read (WAV, FLAC, OGG; MP3 where libsndfile reads it), any sample
-rate, mono or stereo (channels are transferred one by one), any length: the model works
-window by window with 50 % overlap and a raised-cosine cross-fade, in its input domain
-(mel frames or samples); the mel family then vocodes the whole clip at once. The output
-has the input's sample rate, channels and duration.
+Any file libsndfile reads (WAV, AIFF, AU, FLAC, Ogg Vorbis / Opus, MP3), any sample rate,
+mono or stereo, any length: the model works window by window with 50 % overlap and a
+raised-cosine cross-fade, in its input domain (mel frames or samples). Every channel's
+windows go through the encoder and decoder together, ``WINDOW_BATCH`` at a time, and the
+mel family's vocoder runs once for all channels, in pieces along time, so time and memory
+grow with the file's length; a transfer that runs longer than ``PROGRESS_AFTER_S`` shows a
+progress bar. The output has the input's sample rate, channels and duration. An ``--out``
+that cannot be written (a file, a read-only folder, a full disk) is one line naming it.
 """
 from __future__ import annotations
 
@@ -23,26 +26,52 @@ import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from audio_io import mel_grid_figure, read_audio_file, resample, save_wav
-from cli import ArgumentParser, InputError, finite_float, one_line, run
+from audio_io import mel_grid_figure, read_audio_file, resample, save_wav, vocoder_pieces, vocoder_progress
+from cli import ArgumentParser, InputError, OutputError, finite_float, one_line, run
 from evaluation import GenreJudge
 from listening_page import record_outputs, write_report
 from prepare_data import enhanced_audio_to_mel, fit_frames
-from SlicingDataLoading import GENRES, clip_reader
+from SlicingDataLoading import GENRES, clip_reader, output_folder
 from trainer import load_model
 
 METHODS = ("shift", "conditional")
 MAX_CHANNELS = 8
 MAX_STRENGTH = 8.0          # beyond this both methods leave anything the decoder was trained on
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".au", ".aiff", ".aif")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".au", ".aiff", ".aif", ".aifc")
+# Windows through the encoder / decoder at once: memory bounded at any length, and small enough
+# that the convolutions' buffers are reused rather than mapped afresh (page faults) every batch.
+WINDOW_BATCH = 8
+MEL_PIECE_FRAMES = 4096     # a long clip's log-mel is computed this many frames (95 s at 22050 Hz) at a time
+PROGRESS_AFTER_S = 3.0      # a transfer that runs longer than this shows a progress bar
 
 
 # --------------------------------------------------------------------------- windows
+def clip_mel(wave: torch.Tensor, audio) -> torch.Tensor:
+    """Normalised log-mel of whole clips [C, T] -> [C, 1, M, T // hop + 1], as
+    ``enhanced_audio_to_mel(wave, audio, fit=False)`` gives it, computed ``MEL_PIECE_FRAMES``
+    frames at a time (each piece with the samples its frames reach, n_fft / 2 either side)
+    so that a long clip's STFT is never in memory whole."""
+    hop, n_samples = audio.hop_length, wave.shape[-1]
+    n_frames = n_samples // hop + 1
+    if n_frames <= MEL_PIECE_FRAMES:
+        return enhanced_audio_to_mel(wave, audio, fit=False)
+    reach = -(-(audio.n_fft // 2) // hop)                        # frames whose samples a frame reaches
+    pieces = []
+    for f0 in range(0, n_frames, MEL_PIECE_FRAMES):
+        f1 = min(f0 + MEL_PIECE_FRAMES, n_frames)
+        s0 = max(0, f0 - reach) * hop                            # a frame boundary: piece frame g = frame g + s0 / hop
+        s1 = min(n_samples, (f1 - 1 + reach) * hop)
+        mel = enhanced_audio_to_mel(wave[:, s0:s1], audio, fit=False)             # (C, 1, M, F')
+        pieces.append(mel[..., f0 - s0 // hop:f1 - s0 // hop])
+    return torch.cat(pieces, dim=-1)
+
+
 def window_starts(total: int, size: int, hop: int) -> list[int]:
     """Start indices of windows of ``size`` every ``hop`` covering [0, total)."""
     if total <= size:
@@ -53,31 +82,80 @@ def window_starts(total: int, size: int, hop: int) -> list[int]:
     return starts
 
 
-def overlap_add(chunks: list[torch.Tensor], starts: list[int], total: int, size: int) -> torch.Tensor:
-    """Cross-fade windows [..., size] placed at ``starts`` into [..., total].
+class OverlapAdd:
+    """Cross-fades windows [..., size] into clips [C, ..., total], a batch at a time.
 
     A raised-cosine weight (never exactly 0) is normalised by the sum of weights, so
-    overlapping windows blend smoothly and a single window is returned unchanged.
+    overlapping windows blend smoothly and a single window comes back unchanged. Memory is
+    the output's, however many windows are added.
     """
-    weight = torch.hann_window(size + 2, periodic=False, device=chunks[0].device)[1:-1]
-    shape = chunks[0].shape[:-1]
-    length = max(total, starts[-1] + size)
-    acc = torch.zeros(*shape, length, device=chunks[0].device)
-    norm = torch.zeros(length, device=chunks[0].device)
-    for chunk, s in zip(chunks, starts):
-        acc[..., s:s + size] += chunk * weight
-        norm[s:s + size] += weight
-    return (acc / norm.clamp_min(1e-8))[..., :total]
+
+    def __init__(self, shape: tuple, starts: list[int], total: int, size: int, device=None):
+        self.starts, self.total, self.size = list(starts), total, size
+        self.weight = torch.hann_window(size + 2, periodic=False, device=device)[1:-1]   # (size,)
+        length = max(total, self.starts[-1] + size)
+        self.acc = torch.zeros(*shape, length, device=device)                           # (C, ..., length)
+        self.norm = torch.zeros(length, device=device)
+        for s in self.starts:
+            self.norm[s:s + size] += self.weight
+
+    def add(self, chunks: torch.Tensor, items: range) -> None:
+        """Windows [N, ..., size]; ``items`` their indices c * len(starts) + w (channel c, window w)."""
+        n = len(self.starts)
+        for chunk, k in zip(chunks, items):
+            s = self.starts[k % n]
+            self.acc[k // n, ..., s:s + self.size].add_(chunk * self.weight)
+
+    def result(self) -> torch.Tensor:
+        """The clips [C, ..., total]."""
+        return (self.acc / self.norm.clamp_min(1e-8))[..., :self.total]
+
+
+def overlap_add(chunks: list[torch.Tensor], starts: list[int], total: int, size: int) -> torch.Tensor:
+    """Cross-fade windows [..., size] placed at ``starts`` into [..., total] (see :class:`OverlapAdd`)."""
+    joined = OverlapAdd((1, *chunks[0].shape[:-1]), starts, total, size, chunks[0].device)
+    joined.add(torch.stack(list(chunks)), range(len(starts)))
+    return joined.result()[0]
 
 
 @dataclass
 class Windows:
-    """A clip cut into model inputs: ``x`` [W, ...] (a batch the encoder reads), the window
-    ``starts`` and ``size`` in the input domain (mel frames or samples) and its ``total`` length."""
-    x: torch.Tensor
+    """Clips cut into model inputs, window by window, for every channel.
+
+    ``seq`` [C, 1, M, L] (log-mels) or [C, 1, L] (samples) holds each channel in the model's
+    input domain, padded with silence to cover its last window; windows of ``size`` start at
+    ``starts`` and cover the clip's ``total`` frames or samples. Item k is channel
+    k // len(starts), window k % len(starts); :meth:`inputs` cuts items i..j-1 when needed,
+    so a long clip never sits in memory as one batch of windows.
+    """
+    seq: torch.Tensor
     starts: list
     size: int
     total: int
+    to_input: Callable                   # cut windows [N, 1, ..., size] -> the encoder's input
+
+    def __len__(self) -> int:
+        return self.seq.shape[0] * len(self.starts)
+
+    def inputs(self, i: int, j: int) -> torch.Tensor:
+        """Model inputs of items i..j-1: mel [N, 1, M, F] or audio [N, 1, size]."""
+        n = len(self.starts)
+        cut = torch.stack([self.seq[k // n, ..., self.starts[k % n]:self.starts[k % n] + self.size]
+                           for k in range(i, j)])                     # (N, 1, M, size) | (N, 1, size)
+        return self.to_input(cut)
+
+    @property
+    def x(self) -> torch.Tensor:
+        """Every item's model input at once (short clips; long ones go through :meth:`inputs`)."""
+        return self.inputs(0, len(self))
+
+    def batches(self, size: int | None = None) -> list[range]:
+        """The items in batches of at most ``size`` (default ``WINDOW_BATCH``) windows of one
+        channel, each starting at a multiple of ``size`` within it: a window has the same place
+        in its batch whether its channel is transferred alone or with others (the waveform
+        decoder seeds its noise by that place), so each channel's output is its output alone."""
+        size, n = size or WINDOW_BATCH, len(self.starts)
+        return [range(c * n + i, c * n + min(i + size, n)) for c in range(self.seq.shape[0]) for i in range(0, n, size)]
 
 
 # --------------------------------------------------------------------------- transfer
@@ -133,7 +211,7 @@ class GenreTransfer:
         return size - size % self.model.cfg.hop_length
 
     def windows(self, wave: torch.Tensor, hop_fraction: float = 0.5, whole_only: bool = False) -> Windows:
-        """Mono audio [T] -> the model's inputs, window by window.
+        """Audio [T] or [C, T] -> the model's inputs, window by window, channel by channel.
 
         The clip goes to the model's input domain first (the whole log-mel, or the waveform),
         is padded with silence to cover the last window, and is cut every ``hop_fraction``
@@ -141,15 +219,29 @@ class GenreTransfer:
         shorter than one window keeps it).
         """
         mel = self.model.family == "mel"
-        seq = enhanced_audio_to_mel(wave, self.audio, fit=False)[0] if mel else wave[None]   # (1, M, F) | (1, T)
+        chans = wave[None] if wave.dim() == 1 else wave                                    # (C, T)
+        seq = clip_mel(chans, self.audio) if mel else chans[:, None]                      # (C, 1, M, F) | (C, 1, T)
         total, size = seq.shape[-1], self.window_size()
         starts = window_starts(total, size, max(1, int(size * hop_fraction)))
         if whole_only and len(starts) > 1 and starts[-1] + size > total:
             starts = starts[:-1]
-        padded = fit_frames(seq, starts[-1] + size, -1.0 if mel else 0.0)                  # silence past the end
-        cut = torch.stack([padded[..., s:s + size] for s in starts])     # (W, 1, M, size) | (W, 1, size)
-        x = fit_frames(cut, self.audio.frames) if mel else self.model.prepare(cut[:, 0])
-        return Windows(x, starts, size, total)
+        padded = fit_frames(seq, starts[-1] + size, -1.0 if mel else 0.0)                 # silence past the end
+        if mel:
+            def to_input(cut):                                  # (N, 1, M, size) -> (N, 1, M, frames)
+                return fit_frames(cut, self.audio.frames)
+        else:
+            def to_input(cut):                                  # (N, 1, size), size a multiple of the hop
+                return self.model.prepare(cut[:, 0])
+        return Windows(padded, starts, size, total, to_input)
+
+    def _encode(self, win: Windows, bar=None) -> torch.Tensor:
+        """mu of every window [N, D, T'], ``WINDOW_BATCH`` windows at a time."""
+        mus = []
+        for items in win.batches():
+            mus.append(self.model.encode(win.inputs(items.start, items.stop))[1])
+            if bar is not None:
+                bar.update(1)
+        return torch.cat(mus)
 
     # ---- latent ops
     def _edit_and_decode(self, z: torch.Tensor, src: int, tgt: int, method: str, strength: float,
@@ -174,13 +266,61 @@ class GenreTransfer:
         raise InputError(f"unknown method {method!r}; choose from {METHODS}")
 
     def _decode(self, mu: torch.Tensor, win: Windows, src: int, tgt: int, method: str, strength: float,
-                length: int) -> torch.Tensor:
-        """Edit and decode each window, cross-fade them and return audio [length]."""
-        decoded = self._edit_and_decode(mu, src, tgt, method, strength, win.starts)[..., :win.size]
-        joined = overlap_add(list(decoded), win.starts, win.total, win.size)      # (1, M, total) | (total,)
-        return self.model.output_to_audio(joined[None], length)[0]
+                length: int, bar=None) -> torch.Tensor:
+        """Edit and decode the windows a batch at a time, cross-fade them into each channel
+        and turn that into audio [C, length] (the mel family's vocoder runs once, on every
+        channel together)."""
+        n = len(win.starts)
+        joined = None
+        for items in win.batches():
+            starts = [win.starts[k % n] for k in items]
+            decoded = self._edit_and_decode(mu[items.start:items.stop], src, tgt, method, strength,
+                                            starts)[..., :win.size]          # (N, 1, M, size) | (N, size)
+            if joined is None:
+                joined = OverlapAdd((win.seq.shape[0], *decoded.shape[1:-1]), win.starts, win.total, win.size,
+                                    decoded.device)
+            joined.add(decoded, items)
+            if bar is not None:
+                bar.update(1)
+        with vocoder_progress(bar.update if bar is not None else (lambda n: None)):
+            return self.model.output_to_audio(joined.result(), length)      # (C, length)
+
+    def _steps(self, win: Windows, decodes: int) -> int:
+        """Progress steps of a transfer: window batches through the encoder and ``decodes``
+        times through the decoder, and the vocoder's pieces (mel family)."""
+        pieces = len(vocoder_pieces(win.total)) if self.model.family == "mel" else 0
+        return len(win.batches()) * (1 + decodes) + decodes * pieces
 
     @torch.no_grad()
+    def transfer_channels(self, audio: np.ndarray, source_genre: str, target_genre: str,
+                          method: str = "conditional", strength: float = 1.0,
+                          return_reconstruction: bool = False, desc: str | None = None):
+        """Audio [C, T] at the model's rate -> transferred audio [C, T].
+
+        Every channel's windows go through the encoder and decoder together, ``WINDOW_BATCH``
+        at a time, and the mel family's vocoder runs once for all channels (in pieces along
+        time), so time and memory grow with the clip's length; each channel's output is what
+        it would be alone, up to float rounding. With ``desc`` a progress bar so named shows
+        once the transfer has run ``PROGRESS_AFTER_S`` seconds. With ``return_reconstruction``
+        also returns the plain reconstruction (no edit), [C, T].
+        """
+        src, tgt = self.genre_index(source_genre), self.genre_index(target_genre)
+        check_strength(method, strength)
+        wave = torch.as_tensor(np.asarray(audio, dtype=np.float32), device=self.device)
+        if wave.dim() != 2:
+            raise InputError(f"audio of shape {tuple(wave.shape)}: expected channels x samples [C, T]")
+        length = wave.shape[-1]
+        win = self.windows(wave)
+        decodes = 2 if return_reconstruction else 1
+        with tqdm(total=self._steps(win, decodes), desc=desc, unit="step", delay=PROGRESS_AFTER_S,
+                  leave=False, disable=desc is None) as bar:
+            mu = self._encode(win, bar)                                           # (C W, D, T')
+            out = self._decode(mu, win, src, tgt, method, strength, length, bar).float().cpu().numpy()
+            if return_reconstruction:
+                rec = self._decode(mu, win, src, src, "conditional", 0.0, length, bar)
+                return out, rec.float().cpu().numpy()
+        return out
+
     def transfer_mono(self, audio: np.ndarray, source_genre: str, target_genre: str,
                       method: str = "conditional", strength: float = 1.0,
                       return_reconstruction: bool = False):
@@ -188,16 +328,9 @@ class GenreTransfer:
 
         With ``return_reconstruction`` also returns the plain reconstruction (no edit).
         """
-        src, tgt = self.genre_index(source_genre), self.genre_index(target_genre)
-        check_strength(method, strength)
-        wave = torch.as_tensor(np.asarray(audio, dtype=np.float32), device=self.device)
-        win = self.windows(wave)
-        _, mu, _ = self.model.encode(win.x)                                       # (W, D, T')
-        out = self._decode(mu, win, src, tgt, method, strength, len(wave)).float().cpu().numpy()
-        if return_reconstruction:
-            rec = self._decode(mu, win, src, src, "conditional", 0.0, len(wave))
-            return out, rec.float().cpu().numpy()
-        return out
+        out = self.transfer_channels(np.asarray(audio, dtype=np.float32)[None], source_genre, target_genre,
+                                     method, strength, return_reconstruction)
+        return (out[0][0], out[1][0]) if return_reconstruction else out[0]
 
     @torch.no_grad()
     def encode_clip(self, audio: np.ndarray, partial: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -207,7 +340,9 @@ class GenreTransfer:
         last window that would be mostly padding (a clip shorter than one window keeps it).
         """
         wave = torch.as_tensor(np.asarray(audio, dtype=np.float32), device=self.device)
-        _, mu, logvar = self.model.encode(self.windows(wave, hop_fraction=1.0, whole_only=not partial).x)
+        win = self.windows(wave, hop_fraction=1.0, whole_only=not partial)
+        posts = [self.model.encode(win.inputs(items.start, items.stop))[1:] for items in win.batches()]
+        mu, logvar = torch.cat([p[0] for p in posts]), torch.cat([p[1] for p in posts])
         return (mu.flatten(2).mean(-1).float().cpu().numpy(), logvar.flatten(2).mean(-1).float().cpu().numpy())
 
     @torch.no_grad()
@@ -251,14 +386,16 @@ class GenreTransfer:
 
     # ---- any audio, files
     def transfer_array(self, audio: np.ndarray, sr: int, target_genre: str, source_genre: str | None = None,
-                       method: str = "conditional", strength: float = 1.0) -> tuple[np.ndarray, str]:
+                       method: str = "conditional", strength: float = 1.0,
+                       desc: str | None = "transfer") -> tuple[np.ndarray, str]:
         """Any-rate audio -> (transferred audio, same shape and rate; source genre).
 
         ``audio`` is [T] or [C, T] (channels first, as :func:`audio_io.read_audio_file` gives
         them). An array [T, C] with 1 <= C <= 8 channels and T > 64 x C frames, as soundfile
         and librosa return a file, is read as frames x channels: transposed for the transfer
         and returned as [T, C]. Anything else that is not [T] or [C, T] is an InputError
-        naming the shape.
+        naming the shape. All channels are transferred together (:meth:`transfer_channels`);
+        ``desc`` names the progress bar a long transfer shows (None: no bar).
         """
         audio = np.asarray(audio, dtype=np.float32)
         frames_first = audio.ndim == 2 and 1 <= audio.shape[1] <= MAX_CHANNELS and audio.shape[0] > 64 * audio.shape[1]
@@ -269,7 +406,7 @@ class GenreTransfer:
             raise InputError(f"audio of shape {audio.shape} holds {int((~np.isfinite(audio)).sum())} NaN or "
                              "infinite samples")
         if frames_first:
-            out, genre = self.transfer_array(audio.T, sr, target_genre, source_genre, method, strength)
+            out, genre = self.transfer_array(audio.T, sr, target_genre, source_genre, method, strength, desc)
             return out.T, genre
         mono_in = audio.ndim == 1
         chans = audio[None] if mono_in else audio
@@ -278,20 +415,25 @@ class GenreTransfer:
         at_model = resample(chans, sr, self.audio.sample_rate)
         if source_genre is None:
             source_genre = self.predict_genre(at_model.mean(0))
-        outs = [self.transfer_mono(ch, source_genre, target_genre, method, strength) for ch in at_model]
-        out = resample(np.stack(outs), self.audio.sample_rate, sr)
+        out = self.transfer_channels(at_model, source_genre, target_genre, method, strength, desc=desc)
+        out = resample(out, self.audio.sample_rate, sr)
         out = _fit_length(out, chans.shape[-1])
         return (out[0] if mono_in else out), source_genre
 
     def transfer_file(self, path, target_genre: str, out_dir, source_genre: str | None = None,
                       method: str = "conditional", strength: float = 1.0, figure: bool = True) -> Path:
-        """Transfer one file; write the WAV, a before/after figure, and a manifest row."""
+        """Transfer one file; write the WAV, a before/after figure, and a manifest row.
+
+        ``out_dir`` is created and checked writable before any work (a cli.OutputError naming
+        it otherwise); a long file shows a progress bar named after it.
+        """
         self.genre_index(target_genre)
         if source_genre is not None:
             self.genre_index(source_genre)
+        out_dir = output_folder(out_dir)
         audio, sr = read_audio_file(path)
-        out, source_genre = self.transfer_array(audio, sr, target_genre, source_genre, method, strength)
-        out_dir = Path(out_dir)
+        out, source_genre = self.transfer_array(audio, sr, target_genre, source_genre, method, strength,
+                                                desc=Path(path).name)
         stem = output_stem(Path(path).stem, source_genre, target_genre, method, strength)
         wav_path = save_wav(out_dir / f"{stem}.wav", out, sr)                     # [C, T]
         if figure:
@@ -478,6 +620,8 @@ def main(argv=None) -> list[Path]:
             written.append(tr.transfer_file(f, args.target, args.out, args.source, args.method, args.strength))
             if args.report and args.strength != 0:
                 tr.transfer_file(f, args.target, args.out, args.source, args.method, 0.0)    # reconstruction
+        except OutputError:                 # the output cannot be written: every other input would fail too
+            raise
         except InputError as exc:           # a bad input file: name it, go on with the others
             if len(inputs) == 1:
                 raise

@@ -75,6 +75,72 @@ def test_transfer_with_a_bad_input(files, tiny_checkpoint, name, expect):
     assert_one_line(r, name, expect)
 
 
+def _mount_tmpfs(folder: Path, options: str) -> None:
+    """Mount a small tmpfs on ``folder`` (root with CAP_SYS_ADMIN only), else skip the test."""
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({' '.join(r.stderr.split()) or r.returncode})")
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder nobody may write into, and the words the error should use. An ordinary user
+    gets a chmod 555 folder; root ignores permissions, so root gets a read-only tmpfs mounted
+    on it (skipped where root may not mount)."""
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if not os.access(folder, os.W_OK):
+        yield folder, "permission denied"
+        folder.chmod(0o755)
+        return
+    folder.chmod(0o755)
+    _mount_tmpfs(folder, "ro,size=1m")
+    try:
+        yield folder, "read-only file system"
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.fixture
+def full_folder(tmp_path):
+    """A folder on a 64 kB tmpfs (root only, skipped elsewhere): room for a file's name, not for a WAV."""
+    folder = tmp_path / "full"
+    folder.mkdir()
+    _mount_tmpfs(folder, "size=64k")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def _transfer_to(files, tiny_checkpoint, out):
+    return cli("transfer.py", "--checkpoint", tiny_checkpoint, "--input", files / "good.wav", "--target", "jazz",
+               "--source", "rock", "--out", out)
+
+
+def test_transfer_out_is_an_existing_file(files, tiny_checkpoint, tmp_path):
+    taken = tmp_path / "taken.txt"
+    taken.write_text("not a folder\n")
+    assert_one_line(_transfer_to(files, tiny_checkpoint, taken), taken, "is a file, expected a folder")
+    assert_one_line(_transfer_to(files, tiny_checkpoint, taken / "sub"), taken / "sub", taken,
+                    "is a file, expected a folder")
+    assert taken.read_text() == "not a folder\n"
+
+
+def test_transfer_out_is_a_read_only_folder(files, tiny_checkpoint, read_only_folder):
+    folder, expect = read_only_folder
+    assert_one_line(_transfer_to(files, tiny_checkpoint, folder), folder, expect, "expected a")
+    assert not list(folder.iterdir())
+
+
+def test_transfer_out_on_a_full_disk(files, tiny_checkpoint, full_folder):
+    r = _transfer_to(files, tiny_checkpoint, full_folder)
+    wav = full_folder / "good__rock_to_jazz__conditional_1.wav"
+    assert_one_line(r, wav, "no space left on the device")
+    assert not list(full_folder.iterdir())                       # the partial file was removed
+
+
 def test_transfer_with_a_strength_that_is_not_finite(files, tiny_checkpoint):
     r = cli("transfer.py", "--checkpoint", tiny_checkpoint, "--input", files / "good.wav", "--target", "jazz",
             "--source", "rock", "--strength", "nan")

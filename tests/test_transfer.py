@@ -114,3 +114,46 @@ def test_decoder_use_is_zero_when_the_decoder_cannot_see_the_latent(tiny_checkpo
     assert cut["latent_use"] == 0.0
     with pytest.raises(ValueError, match="at least two clips"):
         t.decoder_use(clips[:1], labels[:1])
+
+
+def test_stereo_channels_go_through_together_and_come_out_as_each_alone(tr, synthetic_root):
+    """Both channels of a stereo clip are transferred together (their windows in one pass
+    through the model, one vocoder call for both): each output channel is that channel
+    transferred alone, up to float rounding; different inputs give different channels,
+    identical inputs identical ones."""
+    _, left, sr = _clip(synthetic_root, "blues")
+    _, right, _ = _clip(synthetic_root, "metal")
+    n = min(len(left), len(right))
+    stereo = np.stack([left[:n], right[:n]])                                  # (2, T)
+    out, _ = tr.transfer_array(stereo, sr, "reggae", "blues")
+    alone = np.stack([tr.transfer_mono(ch, "blues", "reggae") for ch in stereo])
+    assert out.shape == stereo.shape and np.isfinite(out).all()
+    scale = np.abs(alone).max()
+    assert np.abs(out - alone).max() < 1e-3 * scale, np.abs(out - alone).max() / scale
+    assert np.abs(out[0] - out[1]).mean() > 0.1 * np.abs(out).mean()        # the channels differ
+    twin, _ = tr.transfer_array(np.stack([left[:n], left[:n]]), sr, "reggae", "blues")
+    assert np.abs(twin[0] - twin[1]).max() < 1e-3 * scale
+    assert np.abs(twin[0] - alone[0]).max() < 1e-3 * scale
+
+
+def test_a_long_transfer_shows_its_progress(tr, synthetic_root, monkeypatch, capsys):
+    _, audio, sr = _clip(synthetic_root)
+    monkeypatch.setattr(transfer, "PROGRESS_AFTER_S", 0.0)                   # any transfer counts as long
+    tr.transfer_array(audio, sr, "reggae", "blues", desc="a clip")
+    err = capsys.readouterr().err
+    assert "a clip" in err and "step" in err
+    tr.transfer_array(audio, sr, "reggae", "blues", desc=None)               # no name, no bar
+    assert capsys.readouterr().err == ""
+
+
+def test_an_mp3_that_decodes_short_of_its_header_transfers(tr, synthetic_root, tmp_path):
+    """An MP3 whose header promises more frames than it decodes to (its last frames cut at a
+    frame boundary, a quarter second) is read and transferred to a WAV of its decoded length."""
+    from mp3_frames import cut_mp3
+    _, audio, sr = _clip(synthetic_root, "jazz")
+    sf.write(str(tmp_path / "whole.mp3"), np.stack([audio, audio[::-1]], axis=1), sr, format="MP3")
+    declared, decoded = cut_mp3(tmp_path / "whole.mp3", tmp_path / "short.mp3", 10)
+    assert declared - decoded > 0.2 * sr
+    wav = tr.transfer_file(tmp_path / "short.mp3", "disco", tmp_path / "out", source_genre="jazz", figure=False)
+    out, out_sr = sf.read(wav, dtype="float32")
+    assert out_sr == sr and out.shape == (decoded, 2) and np.abs(out).max() > 1e-3
