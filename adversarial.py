@@ -67,6 +67,11 @@ class AdversarialTraining:
             "discriminator": adam(self.critics.discriminator.parameters(), cfg.gan_lr_d, (0.5, 0.9)),
             "generator": adam(self.generator_parameters(), cfg.gan_lr, (0.5, 0.9))}
 
+    def _latent(self, code: torch.Tensor) -> torch.Tensor:
+        """The latent channels of a code [B, D, ...] (a code may carry observed channels, such as
+        the mel VAE's onset stream, after its latent: the cycle terms compare the latent)."""
+        return code[:, :getattr(self.core.cfg, "latent_channels", code.shape[1])]
+
     def generator_parameters(self) -> list:
         """What the adversarial phase trains: the decoder and the genre embedding."""
         return list(self.core.decoder.parameters()) + list(self.core.genre_embedding.parameters())
@@ -107,7 +112,7 @@ class AdversarialTraining:
                  "swap_genre_acc": (logits.argmax(-1) == target).float().mean()}
         if self.cfg.swap_cycle_weight > 0:
             _, mu_swap, _ = core.encode(core.as_input(decoded))
-            terms["swap_cycle"] = (mu_swap.float() - mu.detach().float()).abs().mean()
+            terms["swap_cycle"] = (self._latent(mu_swap).float() - self._latent(mu).detach().float()).abs().mean()
         return terms, mel
 
     def classifier_step(self, mel: torch.Tensor, genre: torch.Tensor) -> dict:
@@ -183,7 +188,7 @@ class AdversarialTraining:
             terms["gan_adv_swap"] = g_hinge_loss(disc(mel_swap, target))
         if cfg.gan_cycle_weight > 0 or cfg.gan_cycle_x_weight > 0:
             _, mu_swap, _ = core.encode(core.as_input(swapped))
-            terms["gan_cycle"] = (mu_swap.float() - mu.float()).abs().mean()
+            terms["gan_cycle"] = (self._latent(mu_swap).float() - self._latent(mu).float()).abs().mean()
             if cfg.gan_cycle_x_weight > 0:
                 terms["gan_cycle_x"] = recon_term(core.decode(mu_swap, genre))
         weights = {"gan_rec": cfg.gan_rec_weight, "gan_fm": cfg.gan_fm_weight, "gan_adv": cfg.gan_adv_weight,

@@ -1,6 +1,7 @@
 """The main job on the embedded synthetic GTZAN (``make demo``).
 
     python demo.py                    # the demo: data, judge, training, transfer, evaluation
+    python demo.py --kind oscillator  # on the oscillator kind of the synthetic GTZAN (default: sampled)
     python demo.py --quick            # the same path with tiny settings (the test suite runs it)
     python demo.py --data /path/to/GTZAN/Data   # a real GTZAN: no content retrieval (no ground truth)
 
@@ -149,7 +150,11 @@ def train_and_evaluate(family: str, preset: str, args, data: Path, splits: dict,
 
 def main(argv=None) -> dict:
     p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="Data/synthetic")
+    p.add_argument("--data", default=None,
+                   help="GTZAN folder (Kaggle layout); default: the synthetic GTZAN of --kind, written when missing")
+    p.add_argument("--kind", choices=["sampled", "oscillator"], default="sampled",
+                   help="synthetic GTZAN: sampled (real compositions on SoundFont instruments; falls back to "
+                        "oscillator where FluidSynth is missing) or oscillator (synthesised instruments)")
     p.add_argument("--out", default="audio_results")
     p.add_argument("--logs", default="vae_logs")
     p.add_argument("--model", choices=["mel", "wave"], action="append",
@@ -168,11 +173,12 @@ def main(argv=None) -> dict:
     preset = "tiny" if args.quick else "demo"
     per_genre, duration = (3, 4.0) if args.quick else (args.per_genre, args.duration)
 
-    data = trainer.ensure_data(args.data, per_genre, duration)
+    data = trainer.ensure_data(args.data, per_genre, duration, args.kind)
     loader = DataLoad(data)
     report = BuildReport()
     splits = require_files(loader.splits(report), data, report)
-    print(f"data: {data}  files train/valid/test = "
+    kind = synthetic_gtzan.dataset_kind(data) if (data / synthetic_gtzan.PARAMS).is_file() else "GTZAN"
+    print(f"data: {data} ({kind})  files train/valid/test = "
           f"{len(splits['train'])}/{len(splits['valid'])}/{len(splits['test'])}")
 
     judge = ev.train_judge(loader, AudioConfig().sample_rate, logs / "judge.npz")

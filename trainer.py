@@ -178,8 +178,9 @@ class EfficientLoss(nn.Module):
         mse = (self.freq_weight * (recon - target).pow(2)).mean()
         grad_l1 = (torch.diff(recon, dim=-1) - torch.diff(target, dim=-1)).abs().mean()
         freq_grad_l1 = (torch.diff(recon, dim=-2) - torch.diff(target, dim=-2)).abs().mean()
+        k = out.get("latent_channels")                # the latent (a code may carry observed channels after it)
         terms = {"mse": mse, "grad_l1": grad_l1, "freq_grad_l1": freq_grad_l1,
-                 **kl_terms(out["mu"], out["logvar"], self.cfg)}
+                 **kl_terms(out["mu"][:, :k], out["logvar"][:, :k], self.cfg)}
         terms["recon"] = 0.7 * mse + 0.3 * grad_l1 + self.cfg.freq_grad_weight * freq_grad_l1
         return total_loss(terms, out, genre, beta, self.cfg)
 
@@ -646,9 +647,11 @@ class MemoryEfficientTrainer:
                                                                     range(0, n, max(1, math.ceil(n / max_segments)))))
         means = torch.stack([mu[labels == g].mean(0) if (labels == g).any() else torch.zeros(mu.shape[1])
                              for g in range(len(self.genres))])
+        k = getattr(self.model_cfg, "latent_channels", mu.shape[1])    # channels after it are observed
+        means[:, k:] = 0.0                                              # the shift leaves those alone
         self.genre_means = means                                        # (G, D)
-        active = active_units(mu.numpy()) if mu.shape[0] > 1 else 0
-        return {"active_units": active, "latent_dim": mu.shape[1]}
+        active = active_units(mu[:, :k].numpy()) if mu.shape[0] > 1 else 0
+        return {"active_units": active, "latent_dim": k}
 
     # ---- the end of an epoch: log, best.pt, latest.pt, snapshots (rank 0)
     def _end_epoch(self, log_path: Path, train: dict, val: dict, health: dict, seconds: float) -> None:
@@ -759,8 +762,9 @@ def _parse_set(items: list[str]) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(description="Train a genre-transfer VAE (mel or waveform).")
-    p.add_argument("--data", default="Data/synthetic",
-                   help="GTZAN folder (Kaggle layout); 'Data/synthetic' is generated when missing")
+    p.add_argument("--data", default=None,
+                   help="GTZAN folder (Kaggle layout); default: the synthetic GTZAN of --synthetic-kind, "
+                        "written when missing (Data/sampled or Data/synthetic)")
     p.add_argument("--model", choices=sorted(FAMILIES), default="mel")
     p.add_argument("--preset", default="demo", help="demo | full | tiny")
     p.add_argument("--out", default="vae_logs")
@@ -778,6 +782,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="overrides: audio.KEY=V, model.KEY=V or train.KEY=V")
     p.add_argument("--synthetic-per-genre", type=int, default=30)
     p.add_argument("--synthetic-duration", type=float, default=10.0)
+    p.add_argument("--synthetic-kind", choices=sorted(SYNTHETIC_NAMES.values()), default="sampled",
+                   help="sampled: real compositions on SoundFont instruments (FluidSynth); oscillator: synthesised")
     return p
 
 
@@ -794,16 +800,43 @@ def configs_from_args(args) -> tuple[AudioConfig, object, TrainConfig]:
         raise InputError(f"--preset / --set: {one_line(exc)}") from exc
 
 
-def ensure_data(data: str, per_genre: int, duration: float) -> Path:
-    """The data folder; the synthetic GTZAN is generated into it when it is the default and missing."""
-    path = Path(data)
-    genres_dir = path / "genres_original"
-    if not path.exists() or (path.name == "synthetic" and not genres_dir.exists()):
-        if path.name != "synthetic":
+# A missing data folder with one of these names is written as that kind of synthetic GTZAN;
+# with no --data, the default kind's folder under Data/ is used.
+SYNTHETIC_NAMES = {"sampled": "sampled", "synthetic": "oscillator"}
+
+
+def data_folder(data: str | None, kind: str = "sampled", say: bool = True) -> tuple[Path, str | None]:
+    """(the data folder, the synthetic kind to write there when it holds no clips, or None).
+
+    ``data`` None is ``Data/sampled`` (``kind`` "sampled") or ``Data/synthetic``
+    ("oscillator"); a folder named ``sampled`` or ``synthetic`` is that kind; any other
+    folder is the user's and must exist. Where the sampled kind cannot be rendered (no
+    FluidSynth), one line (``say``) tells why and the oscillator kind is used, in the
+    ``synthetic`` folder beside."""
+    names = {k: n for n, k in SYNTHETIC_NAMES.items()}
+    path = Path("Data") / names[kind] if data is None else Path(data)
+    if (path / "genres_original").exists() or path.name not in SYNTHETIC_NAMES:
+        if not path.exists():
             raise FileNotFoundError(f"data folder not found: {path} (expected GTZAN's Kaggle layout "
                                     f"<data>/genres_original/<genre>/<genre>.000NN.wav)")
+        return path, None
+    kind = SYNTHETIC_NAMES[path.name]
+    if kind == "sampled":
+        import sampled_gtzan
+        ok, why = sampled_gtzan.sampled_available()
+        if not ok:
+            path, kind = path.with_name(names["oscillator"]), "oscillator"
+            if say:
+                print(f"sampled kind unavailable ({why}): using the oscillator kind in {path}")
+    return path, kind
+
+
+def ensure_data(data: str | None, per_genre: int, duration: float, kind: str = "sampled") -> Path:
+    """The data folder (:func:`data_folder`); a synthetic GTZAN is written there when missing."""
+    path, kind = data_folder(data, kind)
+    if kind is not None and not (path / "genres_original").exists():
         import synthetic_gtzan
-        synthetic_gtzan.generate(path, n_per_genre=per_genre, duration=duration)
+        synthetic_gtzan.generate(path, n_per_genre=per_genre, duration=duration, kind=kind)
     return path
 
 
@@ -811,8 +844,8 @@ def main(argv=None) -> Path:
     args = build_parser().parse_args(argv)
     audio, model_cfg, train_cfg = configs_from_args(args)
     rank, world, _ = _dist_info()
-    data_root = ensure_data(args.data, args.synthetic_per_genre, args.synthetic_duration) \
-        if rank == 0 else Path(args.data)
+    data_root = ensure_data(args.data, args.synthetic_per_genre, args.synthetic_duration, args.synthetic_kind) \
+        if rank == 0 else data_folder(args.data, args.synthetic_kind, say=False)[0]
     if world > 1:
         if not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")

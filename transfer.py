@@ -342,7 +342,8 @@ class GenreTransfer:
         wave = torch.as_tensor(np.asarray(audio, dtype=np.float32), device=self.device)
         win = self.windows(wave, hop_fraction=1.0, whole_only=not partial)
         posts = [self.model.encode(win.inputs(items.start, items.stop))[1:] for items in win.batches()]
-        mu, logvar = torch.cat([p[0] for p in posts]), torch.cat([p[1] for p in posts])
+        k = getattr(self.model.cfg, "latent_channels", None)      # the latent; observed channels after it
+        mu, logvar = torch.cat([p[0] for p in posts])[:, :k], torch.cat([p[1] for p in posts])[:, :k]
         return (mu.flatten(2).mean(-1).float().cpu().numpy(), logvar.flatten(2).mean(-1).float().cpu().numpy())
 
     @torch.no_grad()

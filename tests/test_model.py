@@ -204,3 +204,35 @@ def test_a_config_rebuilds_from_its_dict():
     now = mel_config("tiny", AudioConfig.preset("demo"))
     assert now.latent_skip and now.freq_latent and now.encoder_view == "pitch-harmonic"
     assert config_from_dict(MelVAEConfig, asdict(now)) == now
+
+
+def test_the_timing_stream_rides_in_the_code_and_places_the_hits():
+    """With ``timing`` the code carries the input's onset stream after the latent: observed (the
+    same in z and mu, no variance, out of the KL), at the mel's frame rate, and the decoder
+    reads it (the hits of a decode move when it moves)."""
+    from model import onset_stream, unfold_time
+    from trainer import EfficientLoss, TrainConfig
+    audio = AudioConfig.preset("demo")
+    cfg = mel_config("tiny", audio, timing=True)
+    model = MelVAE(cfg, audio).eval()
+    wave = torch.zeros(2, audio.segment_samples)
+    hits = [20, 57, 90]                                              # frames
+    for f in hits:
+        s = f * audio.hop_length
+        wave[:, s:s + 400] = torch.randn(400) * 0.5                  # a click: broadband, short
+    x = model.prepare(wave)
+    z, mu, logvar = model.encode(x)
+    k = cfg.latent_channels
+    assert z.shape[1] == mu.shape[1] == cfg.code_channels == k + cfg.time_stride
+    assert torch.equal(z[:, k:], mu[:, k:]) and (logvar[:, k:] == 0).all()
+    onsets = unfold_time(mu[:, k:])[0, 0]                            # (F,) back at the frame rate
+    assert torch.allclose(onsets, onset_stream(x)[0, 0])
+    assert set(onsets.topk(3).indices.tolist()) <= {f + d for f in hits for d in (-1, 0, 1, 2)}
+    out = model(x, torch.tensor([0, 1]))
+    terms = EfficientLoss(TrainConfig(), audio)(out, torch.tensor([0, 1]), 1.0)
+    assert out["latent_channels"] == k                               # the KL reads the latent only:
+    per_dim = GaussianBottleneck.kl_per_dim(mu[:, :k], logvar[:, :k])
+    assert torch.allclose(terms["kl_raw"], per_dim.mean())
+    with torch.no_grad():
+        moved = torch.cat([mu[:, :k], torch.roll(mu[:, k:], 1, dims=-1)], 1)
+        assert (model.decode(mu, torch.tensor([0, 1])) - model.decode(moved, torch.tensor([0, 1]))).abs().max() > 1e-3
