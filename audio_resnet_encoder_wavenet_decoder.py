@@ -62,7 +62,8 @@ import torchaudio
 
 from model import encoder_view
 from prepare_data import AudioConfig, MelFrontEnd, build_mel_transform, override
-from vae_parts import GaussianBottleneck, GenreEmbedding, LatentGenreAdversary, kl_terms, total_loss
+from vae_parts import (GaussianBottleneck, GenreEmbedding, LatentGenreAdversary, kl_terms, total_loss, unfold_time,
+                       with_observed)
 
 
 # --------------------------------------------------------------------------- config
@@ -106,6 +107,8 @@ class WaveVAEConfig:
     loudness_row: bool = False                   # pitch_latent: one more latent row, read from each frame's
     #                                              mean log magnitude (dynamics and onsets, not timbre)
     cond_channels: int = 0                       # oscillators: the stack's condition width (0: channels[-1])
+    timing: bool = False                         # oscillators: the code also carries the input's onset stream
+    #                                              at the control rate (wave_onset_stream), read by the stack
     conditional: bool = True                     # the decoder sees the genre (global conditioning)
     adversary: bool = True                       # latent genre adversary (domain confusion)
     genre_dropout: float = 0.0                   # share of training decodes told "no genre"
@@ -165,6 +168,17 @@ class WaveVAEConfig:
         """Channels of the flattened latent sequence z [B, latent_channels, T']."""
         return self.latent_dim * self.latent_rows
 
+    @property
+    def timing_channels(self) -> int:
+        """Channels of the code after the latent: the onset stream folded, one channel per control
+        frame of a latent step, or 0 without ``timing``."""
+        return self.hop_length // self.control_hop if self.timing else 0
+
+    @property
+    def code_channels(self) -> int:
+        """Channels of what encode returns and decode reads: the latent, then the timing."""
+        return self.latent_channels + self.timing_channels
+
     def latent_frames(self, n_samples: int) -> int:
         """Latent frames of a segment of ``n_samples`` (cropped to a multiple of the hop)."""
         return n_samples // self.hop_length
@@ -207,6 +221,8 @@ class WaveVAEConfig:
             raise ValueError("WaveVAEConfig: pitch_latent decodes rows to oscillator pitches (synth='oscillators')")
         if self.latent_dim < 2 or self.latent_dim % 2:
             raise ValueError(f"WaveVAEConfig: latent_dim={self.latent_dim} must be even (low/high halves)")
+        if self.timing and self.synth != "oscillators":
+            raise ValueError("WaveVAEConfig: timing feeds the oscillator stack's control rate (synth='oscillators')")
 
 
 WAVE_PRESETS = {
@@ -454,6 +470,23 @@ def pitch_grid(sample_rate: int, low_midi: float, per_semitone: int) -> np.ndarr
 
 HARMONIC_SECONDS = 0.2     # pitch_latent, pitch-harmonic view: the running median's window
 LOG_PITCH_SCALE = 4.0      # the front-end's log magnitudes (about -9 to 4) divided by this: order one
+
+
+ONSET_FFT = 512               # the onset stream's STFT: 23 ms at 22.05 kHz, short enough for a hit
+
+
+def wave_onset_stream(x: torch.Tensor, hop: int) -> torch.Tensor:
+    """When something starts in audio [B, 1, T]: the rise of each STFT bin's log magnitude from
+    one frame to the next (every ``hop`` samples), averaged over the bins (spectral flux, as
+    librosa's onset strength), [B, 1, T / hop]. One broadband number per frame: where hits and
+    attacks fall, not which instruments play them."""
+    frames = x.shape[-1] // hop
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        window = torch.hann_window(ONSET_FFT, device=x.device)
+        spec = torch.stft(x[:, 0].float(), ONSET_FFT, hop, window=window, return_complex=True).abs()
+        logmag = torch.log(spec[..., :frames] + 1e-4)                   # (B, F, frames)
+        rise = F.relu(torch.diff(logmag, dim=-1, prepend=logmag[..., :1]))
+        return rise.mean(dim=1, keepdim=True)                           # (B, 1, frames)
 
 
 class PitchFrontEnd(nn.Module):
@@ -711,6 +744,8 @@ class Decoder(nn.Module):
         # upsampler's residual units grew it to thousands, every gate saturated and the stack's
         # output stopped depending on the genre (and on training).
         self.cond_norm = nn.LayerNorm(cond) if self.synth is not None else None
+        # timing: the onset stream (control rate) joins the stack's condition, frame by frame.
+        self.timing = nn.Conv1d(1, cond, 3, padding=1) if cfg.timing else None
         self.notes = None
         if cfg.pitch_latent:
             c = cfg.row_channels
@@ -771,7 +806,12 @@ class Decoder(nn.Module):
     def forward(self, z: torch.Tensor, genre_embedding: torch.Tensor | None = None,
                 start: torch.Tensor | None = None) -> torch.Tensor:
         """``start`` [B]: each item's first sample on the clip's time line (oscillators only)."""
-        y = self.wavenet(self.condition(z), genre_embedding)
+        cond = None
+        if self.timing is not None:                                         # the code's last channels
+            z, onsets = z[:, :self.cfg.latent_channels], unfold_time(z[:, self.cfg.latent_channels:])
+            cond = self.condition(z)
+            cond = cond + self.timing(onsets[..., :cond.shape[-1]].to(cond.dtype))
+        y = self.wavenet(self.condition(z) if cond is None else cond, genre_embedding)
         if self.notes is not None:
             k = self.synth.n_oscillators
             y = torch.cat([y[:, :k] + self.note_logits(z, y.shape[-1]), y[:, k:]], dim=1)
@@ -820,8 +860,15 @@ class CVAE(nn.Module):
         return wave[:, None, :usable].float()
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """[B, 1, T] -> (z, mu, logvar), each [B, latent_dim, T / hop]."""
-        return self.bottleneck(self.encoder(x))
+        """[B, 1, T] -> (z, mu, logvar), each [B, D, T / hop] (D = ``cfg.code_channels``). With
+        ``timing`` the last channels of each are the input's onset stream at the control rate,
+        folded (the same in z and mu, 0 in logvar: observed; losses and diagnostics read the
+        first ``cfg.latent_channels``)."""
+        z, mu, logvar = self.bottleneck(self.encoder(x))
+        if not self.cfg.timing:
+            return z, mu, logvar
+        stream = wave_onset_stream(x, self.cfg.control_hop)[..., :z.shape[-1] * self.cfg.timing_channels]
+        return with_observed(z, mu, logvar, stream, self.cfg.timing_channels)
 
     def decode(self, z: torch.Tensor, genre: torch.Tensor | None = None,
                genre_emb: torch.Tensor | None = None, start: torch.Tensor | None = None) -> torch.Tensor:
@@ -844,9 +891,11 @@ class CVAE(nn.Module):
 
     def forward(self, x: torch.Tensor, genre: torch.Tensor) -> dict:
         z, mu, logvar = self.encode(x)
-        out = {"recon": self.decode(z, genre), "target": x.squeeze(1), "z": z, "mu": mu, "logvar": logvar}
+        k = self.cfg.latent_channels                  # the latent; any channels after it are observed
+        out = {"recon": self.decode(z, genre), "target": x.squeeze(1), "z": z, "mu": mu, "logvar": logvar,
+               "latent_channels": k}
         if self.adversary is not None:
-            out["adv_logits"] = self.adversary(mu)
+            out["adv_logits"] = self.adversary(mu[:, :k])
         return out
 
     def mel_view(self, y: torch.Tensor) -> torch.Tensor:
@@ -912,6 +961,7 @@ class WaveformLoss(nn.Module):
     def forward(self, out: dict, genre: torch.Tensor, beta: float) -> dict:
         with torch.autocast(device_type=out["recon"].device.type, enabled=False):
             terms = self.spectral_terms(out["recon"].float(), out["target"].float())
-        terms.update(kl_terms(out["mu"], out["logvar"], self.cfg))
+        k = out.get("latent_channels")                # the latent (a code may carry observed channels after it)
+        terms.update(kl_terms(out["mu"][:, :k], out["logvar"][:, :k], self.cfg))
         terms["recon"] = sum(w * terms[k] for k, w in self.WEIGHTS.items())
         return total_loss(terms, out, genre, beta, self.cfg)

@@ -1,5 +1,6 @@
 """The pieces every VAE family shares: the Gaussian bottleneck and its KL, the genre
-embedding and FiLM, the latent genre adversary, and the weighted total of named loss terms.
+embedding and FiLM, the latent genre adversary, the weighted total of named loss terms, and
+the folding of an observed stream (the onset stream of ``timing``) into the code.
 
 Both families and every experiment build on these, so transfer, the latent tools and the
 trainer meet one bottleneck and one loss layout whatever the model.
@@ -170,3 +171,28 @@ def total_loss(terms: dict, out: dict, genre: torch.Tensor, beta: float, cfg) ->
     terms["elbo"] = terms["recon"] + beta * terms["kl"]
     terms["total"] = terms["elbo"] + cfg.adv_weight * terms["adv"]
     return terms
+
+
+# --------------------------------------------------------------------------- observed channels
+# With ``timing`` a family's code carries, after its latent channels, an observed stream at a
+# finer frame rate than the latent's (the input's onsets), folded so that it rides along the
+# latent's time axis: channel j holds frame j of each latent step. The KL, the adversary and the
+# diagnostics read the latent channels only.
+def fold_time(x: torch.Tensor, stride: int) -> torch.Tensor:
+    """[B, 1, F] -> [B, stride, F / stride]: channel j holds frame j of each latent step."""
+    b, _, f = x.shape
+    return x.view(b, f // stride, stride).transpose(1, 2)
+
+
+def unfold_time(x: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`fold_time`: [B, stride, F'] -> [B, 1, F' * stride]."""
+    b, s, t = x.shape
+    return x.transpose(1, 2).reshape(b, 1, t * s)
+
+
+def with_observed(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, stream: torch.Tensor,
+                  stride: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(z, mu, logvar) [B, D, F'] with ``stream`` [B, 1, F' * stride] folded after the latent: the
+    same in z and mu, 0 in logvar (observed, not inferred)."""
+    folded = fold_time(stream, stride).to(mu.dtype)
+    return (torch.cat([z, folded], 1), torch.cat([mu, folded], 1), torch.cat([logvar, torch.zeros_like(folded)], 1))

@@ -210,7 +210,8 @@ def test_the_timing_stream_rides_in_the_code_and_places_the_hits():
     """With ``timing`` the code carries the input's onset stream after the latent: observed (the
     same in z and mu, no variance, out of the KL), at the mel's frame rate, and the decoder
     reads it (the hits of a decode move when it moves)."""
-    from model import onset_stream, unfold_time
+    from model import onset_stream
+    from vae_parts import unfold_time
     from trainer import EfficientLoss, TrainConfig
     audio = AudioConfig.preset("demo")
     cfg = mel_config("tiny", audio, timing=True)

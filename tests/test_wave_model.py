@@ -314,3 +314,33 @@ def test_the_oscillator_decoder_reads_its_latent_and_hears_the_genre():
         assert dist(swapped[i], clips[1 - i]) < 0.5 * dist(swapped[i], clips[i])
     # Seeds 0, 1 measured: 0.016, 0.005 of the difference between the clips; 0 and 3e-9 unnormalised.
     assert dist(other, own) > 1e-3 * dist(own[0], own[1])
+
+
+def test_the_timing_stream_rides_in_the_code_at_the_control_rate():
+    """With ``timing`` the oscillator design's code carries the input's onset stream at the
+    control rate after the latent (observed: the same in z and mu, out of the KL), and the
+    stack reads it: moving the stream moves the decode."""
+    import trainer
+    from audio_resnet_encoder_wavenet_decoder import wave_onset_stream
+    from vae_parts import unfold_time
+    audio, cfg, train_cfg = trainer.configs("wave", "demo", model={"timing": True})
+    model = trainer.get_family("wave").model(cfg, audio).eval()
+    wave = torch.zeros(1, audio.segment_samples)
+    hits = [5000, 20000, 33000]                                        # samples
+    for s in hits:
+        wave[:, s:s + 300] = torch.randn(300) * 0.5
+    x = model.prepare(wave)
+    z, mu, logvar = model.encode(x)
+    k = cfg.latent_channels
+    assert z.shape[1] == cfg.code_channels == k + cfg.hop_length // cfg.control_hop
+    assert torch.equal(z[:, k:], mu[:, k:]) and (logvar[:, k:] == 0).all()
+    stream = unfold_time(mu[:, k:])[0, 0]                              # (N,) control frames
+    assert torch.allclose(stream, wave_onset_stream(x, cfg.control_hop)[0, 0, :stream.shape[-1]])
+    peaks = stream.topk(3).indices * cfg.control_hop
+    assert all(min(abs(int(p) - h) for h in hits) < 600 for p in peaks)  # within the STFT's reach
+    out = model(x, torch.tensor([0]))
+    terms = trainer.get_family("wave").loss(train_cfg, audio)(out, torch.tensor([0]), 1.0)
+    assert out["latent_channels"] == k and torch.isfinite(terms["kl_raw"])
+    with torch.no_grad():
+        moved = torch.cat([mu[:, :k], torch.roll(mu[:, k:], 3, dims=-1)], 1)
+        assert (model.decode(mu, torch.tensor([0])) - model.decode(moved, torch.tensor([0]))).abs().max() > 1e-4
