@@ -3,6 +3,7 @@ written to BENCHMARKS.md with the machine it ran on.
 
     python benchmark.py                      # everything
     python benchmark.py --only vocoder loader
+    python benchmark.py --only transfer      # the file rows: 30 s mono / stereo, 7 min Opus
     python benchmark.py --files 200          # a smaller loader benchmark
 
 Sections
@@ -14,6 +15,8 @@ loader     the decode-once memory-mapped cache against the seed's way (librosa.l
            offset and duration for each of the 5 segments of every file), on GTZAN's
            1,000 file names: files per second, cold and warm cache
 decode     transfer of a 30 s clip on 2 CPU threads, both families: real-time factor
+transfer   files end to end on 2 CPU threads (mel family): a 30 s mono and a 30 s stereo
+           WAV, and a 7-minute 48 kHz stereo Ogg/Opus file: seconds and real-time factor
 training   a training step of both families (clips/s, peak memory), ours against the
            seed-style loop (mel on the CPU, float32, gc + empty_cache every 5 batches)
 """
@@ -253,7 +256,7 @@ def bench_training(presets=("demo", "full"), families=("mel", "wave"), steps: in
     return rows
 
 
-SECTIONS = ("synthetic", "vocoder", "loader", "decode", "training")       # BENCHMARKS.md order
+SECTIONS = ("synthetic", "vocoder", "loader", "decode", "transfer", "training")       # BENCHMARKS.md order
 
 
 def _table(columns: list[str], rows: list[list]) -> list[str]:
@@ -300,6 +303,20 @@ def render_sections(results: dict) -> dict:
                           f"{r.get('model_s', r['seconds']):.2f}", f"**{r['rtf']:.3f}**"]
                          for r in results["decode"]])
         out["decode"] = "\n".join(lines + [""])
+    if "transfer" in results:
+        lines = ["## Transferring files end to end", "", who, "",
+                 "`GenreTransfer` on 2 CPU threads, mel family, demo preset (random weights: speed does not depend "
+                 "on them): read the file, transfer every channel together (encode and decode "
+                 f"{results['transfer'][0]['window_batch']} windows at a time, the vocoder once for all channels, in "
+                 "pieces along time), write the WAV (the command line's before/after figure not included). "
+                 "Synthetic GTZAN audio; the long file repeats 30 s clips, a different one on each channel. "
+                 "Best of the repeats; real-time factor = seconds / duration.", ""]
+        lines += _table(["file", "duration", "repeats", "read s", "transfer s", "write s", "seconds",
+                         "real-time factor"],
+                        [[r["file"], f"{r['duration_s']:.0f} s", r["repeats"], f"{r['read_s']:.2f}",
+                          f"{r['transfer_s']:.2f}", f"{r['write_s']:.2f}", f"{r['seconds']:.2f}", f"**{r['rtf']:.3f}**"]
+                         for r in results["transfer"]])
+        out["transfer"] = "\n".join(lines + [""])
     if "training" in results:
         lines = ["## Training step: ours vs the seed-style loop", "", who, "",
                  "Seed-style: the model input computed on the CPU each batch, float32, `gc.collect()` and "
@@ -384,6 +401,75 @@ def bench_decode(families=("mel", "wave"), preset: str = "demo", seconds: float 
     return rows
 
 
+def _long_file(path: Path, minutes: float, sr: int = 48000) -> Path:
+    """A stereo Ogg/Opus file of ``minutes`` at ``sr``: 30 s synthetic clips repeated, another
+    content on each channel (rendering minutes of new music would take longer than the run)."""
+    import synthetic_gtzan
+    from audio_io import resample
+    clips = [synthetic_gtzan.render_clip(i, "blues", duration=30.0) for i in range(2)]
+    n = int(round(minutes * 60 * GTZAN_SR))
+    stereo = np.stack([np.tile(c, -(-n // len(c)))[:n] for c in clips])                 # (2, T)
+    sf.write(path, resample(stereo, GTZAN_SR, sr).T, sr, format="OGG", subtype="OPUS")
+    return path
+
+
+def bench_transfer(preset: str = "demo", seconds: float = 30.0, long_minutes: float = 7.0,
+                   repeats: int = 3, long_repeats: int = 2) -> list[dict]:
+    """Files end to end on 2 CPU threads, mel family: read, transfer, write.
+
+    Rows: a ``seconds`` mono WAV and a stereo one at 22050 Hz, and a ``long_minutes`` stereo
+    Ogg/Opus file at 48 kHz. Each row is timed ``repeats`` times (``long_repeats`` for the
+    long file) after a short warm-up; the fastest run is kept.
+
+    Returns
+    -------
+    [dict] file, duration_s, repeats, read_s, transfer_s, write_s (of the fastest run),
+    seconds, rtf (seconds / duration_s), window_batch
+    """
+    import synthetic_gtzan
+    import trainer
+    import transfer
+    from audio_io import read_audio_file, save_wav
+    from SlicingDataLoading import GENRES
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    work = Path(tempfile.mkdtemp(prefix="bench_transfer_"))
+    rows = []
+    try:
+        left, right = (synthetic_gtzan.render_clip(i, "blues", duration=seconds) for i in range(2))
+        files = [(f"{seconds:.0f} s mono WAV, 22050 Hz", save_wav(work / "mono.wav", left, GTZAN_SR), repeats),
+                 (f"{seconds:.0f} s stereo WAV, 22050 Hz", save_wav(work / "stereo.wav", np.stack([left, right]),
+                                                                  GTZAN_SR), repeats),
+                 (f"{long_minutes:g} min stereo Ogg/Opus, 48 kHz", _long_file(work / "long.opus", long_minutes),
+                  long_repeats)]
+        audio, model_cfg, _ = trainer.configs("mel", preset)
+        torch.manual_seed(0)
+        model = trainer.build_model("mel", model_cfg, audio).eval()
+        tr = transfer.GenreTransfer(model, {"genres": GENRES, "genre_means": torch.zeros(0)})
+        tr.transfer_array(left[: 3 * GTZAN_SR], GTZAN_SR, "reggae", "blues", desc=None)     # warm-up
+        for name, path, n in files:
+            runs = []
+            for _ in range(n):
+                t0 = time.perf_counter()
+                clip, sr = read_audio_file(path)
+                t1 = time.perf_counter()
+                out, _ = tr.transfer_array(clip, sr, "reggae", "blues", desc=None)
+                t2 = time.perf_counter()
+                save_wav(work / "out.wav", out, sr)
+                t3 = time.perf_counter()
+                assert out.shape == clip.shape
+                runs.append({"read_s": t1 - t0, "transfer_s": t2 - t1, "write_s": t3 - t2, "seconds": t3 - t0})
+            best = min(runs, key=lambda r: r["seconds"])
+            duration = clip.shape[-1] / sr
+            rows.append({"file": name, "duration_s": duration, "repeats": n, **best, "rtf": best["seconds"] / duration,
+                         "window_batch": transfer.WINDOW_BATCH, "all_seconds": [r["seconds"] for r in runs]})
+            print("transfer:", rows[-1])
+    finally:
+        torch.set_num_threads(threads)
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
 def main(argv=None) -> dict:
     sections = list(SECTIONS)
     p = ArgumentParser(description="Benchmarks; writes BENCHMARKS.md")
@@ -395,7 +481,8 @@ def main(argv=None) -> dict:
     results = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
     work = Path(tempfile.mkdtemp(prefix="bench_"))
     runs = {"synthetic": lambda: bench_synthetic(work), "vocoder": bench_vocoder,
-            "loader": lambda: bench_loader(work, args.files), "decode": bench_decode, "training": bench_training}
+            "loader": lambda: bench_loader(work, args.files), "decode": bench_decode, "transfer": bench_transfer,
+            "training": bench_training}
     try:
         for name in sections:
             if name in only:

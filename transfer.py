@@ -144,11 +144,6 @@ class Windows:
                            for k in range(i, j)])                     # (N, 1, M, size) | (N, 1, size)
         return self.to_input(cut)
 
-    @property
-    def x(self) -> torch.Tensor:
-        """Every item's model input at once (short clips; long ones go through :meth:`inputs`)."""
-        return self.inputs(0, len(self))
-
     def batches(self, size: int | None = None) -> list[range]:
         """The items in batches of at most ``size`` (default ``WINDOW_BATCH``) windows of one
         channel, each starting at a multiple of ``size`` within it: a window has the same place
