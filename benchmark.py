@@ -42,9 +42,12 @@ ROOT = Path(__file__).resolve().parent
 
 
 def machine() -> str:
+    """The machine in words, with its load when the run started (other jobs slow a CPU row,
+    and two threads that wait for each other on a busy machine slow it most)."""
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    load = f", load average {os.getloadavg()[0]:.1f} at the start" if hasattr(os, "getloadavg") else ""
     return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, {gpu}, "
-            f"torch {torch.__version__}")
+            f"torch {torch.__version__}{load}")
 
 
 def bench_synthetic(work: Path, n: int = 20) -> dict:
