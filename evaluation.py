@@ -519,16 +519,18 @@ def _reconstructions(tr, sources, labels, judge, judged_sources=None) -> tuple[d
     return rec, mus, logvars, judged
 
 
-def _same_timing_renderings(records, targets, sr: int, max_seconds: float | None, draw: int = 0) -> list | None:
-    """Synthetic set: each record's content in its target genre at its own tempo and swing
-    (``draw`` > 0: the genre's other parameters drawn again, see synthetic_gtzan.timed_rendering)."""
+def _same_timing_renderings(records, targets, sr: int, max_seconds: float | None, draws=(0,)) -> list | None:
+    """Synthetic set: each record's content in its target genre at its own tempo and swing, one
+    list per draw in ``draws`` (0: the dataset's own; k > 0: the genre's other parameters drawn
+    again, see synthetic_gtzan.timed_rendering), rendered in parallel; None on other data."""
     import synthetic_gtzan
     root = records[0].path.parent.parent.parent
     if not (root / synthetic_gtzan.PARAMS).is_file() or any(r.content_id is None for r in records):
         return None
     limit = int(max_seconds * sr) if max_seconds else None
-    return [synthetic_gtzan.timed_rendering(root, r.content_id, r.genre, GENRES[t], sr, draw=draw)[:limit]
-            for r, t in zip(tqdm(records, desc="same-timing renderings", leave=False), targets)]
+    clips = [(r.content_id, r.genre, GENRES[t], d) for d in draws for r, t in zip(records, targets)]
+    audio = [a[:limit] for a in synthetic_gtzan.timed_renderings(root, clips, sr)]
+    return [audio[i * len(records):(i + 1) * len(records)] for i in range(len(draws))]
 
 
 def evaluate_model(tr, records, judge, reference_records=None,
@@ -560,8 +562,8 @@ def evaluate_model(tr, records, judge, reference_records=None,
         held[k] for k in ("sources", "judged_sources", "labels", "targets", "content_ids", "pool", "reference"))
     same_timing = second_draw = truth = None
     if reference is not None:
-        same_timing = _same_timing_renderings(records, tgt_labels, judge_sr, max_seconds)
-        second_draw = _same_timing_renderings(records, tgt_labels, judge_sr, max_seconds, draw=1)
+        same_timing, second_draw = _same_timing_renderings(records, tgt_labels, judge_sr, max_seconds,
+                                                           draws=(0, 1)) or (None, None)
         truth = None if same_timing is None else [TimeReference(a, judge_sr) for a in same_timing]
 
     def to_judge(x):
@@ -679,7 +681,7 @@ def select_checkpoint(transfers: Mapping, records, judge, reference_records=None
     sources, labels, targets, reference = held["sources"], held["labels"], held["targets"], held["reference"]
     # the time reference of each transfer: its aligned truth (synthetic set), else its source
     timing = _same_timing_renderings(records, targets, judge_sr, max_seconds) if reference is not None else None
-    truth = [TimeReference(a, judge_sr) for a in (timing or held["judged_sources"])]
+    truth = [TimeReference(a, judge_sr) for a in (timing[0] if timing else held["judged_sources"])]
 
     def row(name, tr, strength, own, outs):
         scores = evaluate_transfer(judge, held["judged_sources"], [resample(o, sr, judge_sr) for o in outs],

@@ -9,7 +9,7 @@ owns the sampled kind's content and rendering). Genre and content stay independe
   bar (up to ``EXCERPT_BEATS`` quarter-note beats), its harmony per beat (read from the four
   voices of a chorale, fitted to the melody of a tune), its key; transposed to a key drawn
   from the content id. Content id k is the k-th excerpt of that order.
-* genre: the oscillator kind's style parameters (:data:`synthetic_gtzan.STYLES`: tempo and
+* genre: the oscillator kind's style parameters (:data:`synthetic_music.STYLES`: tempo and
   swing ranges, comping, bass and drum patterns, fills, humanisation, drive, levels, room,
   EQ, pumping) played by General MIDI programs chosen per role and genre
   (:data:`ARRANGEMENTS`) and a GM drum kit, with velocity dynamics and the synthesiser's
@@ -28,7 +28,7 @@ default_soundfont() -> Path | None     FluidR3 GM where installed, else pretty_m
 check_soundfont(path) -> Path          a readable RIFF 'sfbk' file, else InputError
 soundfont_sha256(path) -> str
 corpus_pieces(n, cache=None) -> list[dict]   the first n excerpts (content ids 0..n-1)
-make_content(piece, content_id) -> synthetic_gtzan.Content   the excerpt in its content key
+make_content(piece, content_id) -> synthetic_music.Content   the excerpt in its content key
 render_clip(content_id, genre, ..., piece=None, soundfont=None) -> float32 [T]
 """
 from __future__ import annotations
@@ -44,13 +44,13 @@ from pathlib import Path
 
 import numpy as np
 
-import synthetic_gtzan as sg
+import synthetic_music as sg
 from cli import InputError, one_line
 from SlicingDataLoading import GTZAN_SR, atomic_write
 
 CONTENT_VERSION = 1              # bump when the excerpt extraction changes (keys the contents cache)
 RENDER_VERSION = 1               # bump when the arrangement or the rendering changes (keys the datasets)
-CONTENTS = sg.CONTENTS          # the excerpts of a sampled dataset, beside its manifest
+CONTENTS = "sampled_contents.json"   # the excerpts of a sampled dataset, beside its manifest
 FLUIDR3 = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 EXCERPT_BEATS = 32               # quarter-note beats per excerpt at most (8 bars of 4/4)
 MIN_BEATS = 16
@@ -186,7 +186,7 @@ def candidates() -> list[str]:
     return out
 
 
-# A chord is a root pitch class and a quality of synthetic_gtzan.CHORD_TONES.
+# A chord is a root pitch class and a quality of synthetic_music.CHORD_TONES.
 _QUALITIES = ("maj", "min")
 _DIATONIC = {  # (semitones above the tonic, quality) -> prior, per mode
     False: {(0, "maj"): .5, (5, "maj"): .4, (7, "maj"): .45, (9, "min"): .3, (2, "min"): .3, (4, "min"): .2},
@@ -346,7 +346,7 @@ def content_transposition(piece: dict, content_id: int) -> int:
 
 
 def make_content(piece: dict, content_id: int) -> sg.Content:
-    """The excerpt as a :class:`synthetic_gtzan.Content` in its content key: the melody, and a
+    """The excerpt as a :class:`synthetic_music.Content` in its content key: the melody, and a
     chord per half bar (the harmony of the half bar's first beat)."""
     shift = content_transposition(piece, content_id)
     chords = tuple(((root + shift) % 12, sg.CHORD_TONES[quality]) for root, quality in piece["harmony"][::2])
@@ -543,12 +543,12 @@ def render_clip(content_id: int, genre: str, *, sr: int = GTZAN_SR, duration: fl
     sr, duration : sample rate (Hz) and length (s)
     seed, variant : select the genre draw (tempo, programs, kit, patterns, mix, ...)
     tempo, swing : replace the drawn tempo (BPM) and swing ratio, e.g. another clip's
-        :func:`synthetic_gtzan.clip_timing` (the same draws as the oscillator kind)
+        :func:`synthetic_music.clip_timing` (the same draws as the oscillator kind)
     soundfont : SF2/SF3 path (default :func:`default_soundfont`)
 
     Returns
     -------
-    np.ndarray float32 [round(sr * duration)], peaks <= synthetic_gtzan.PEAK
+    np.ndarray float32 [round(sr * duration)], peaks <= synthetic_music.PEAK
     """
     sg._check_clip_args(content_id, genre, sr, duration, seed, variant)
     soundfont = check_soundfont(soundfont if soundfont is not None else default_soundfont() or FLUIDR3)

@@ -22,6 +22,7 @@ sys.path.insert(0, str(REPO))
 import sampled_gtzan as sp  # noqa: E402
 from cli import run  # noqa: E402
 import synthetic_gtzan as sg  # noqa: E402
+import synthetic_music as sm  # noqa: E402
 from SlicingDataLoading import GENRES, DataLoad  # noqa: E402
 
 AVAILABLE, WHY = sp.sampled_available()
@@ -63,12 +64,12 @@ def test_layout_manifest_and_params(dataset):
 
 @needs_fluidsynth
 def test_audio_is_loud_limited_and_in_the_shared_ranges(dataset):
-    lo, hi = 10 ** (np.array(sg.RMS_DB) / 20)
+    lo, hi = 10 ** (np.array(sm.RMS_DB) / 20)
     for path in (dataset / "genres_original").rglob("*.wav"):
         rate, data = wavfile.read(path)
         assert rate == SR and data.dtype == np.int16 and data.shape == (round(SR * DUR),)
         x = data / 32767.0
-        assert np.abs(x).max() <= sg.PEAK + 1e-4, path.name
+        assert np.abs(x).max() <= sm.PEAK + 1e-4, path.name
         assert 0.8 * lo < np.sqrt(np.mean(x ** 2)) <= 1.01 * hi, path.name
 
 
@@ -136,7 +137,7 @@ def test_timed_rendering_onsets_fall_on_the_source_clips_grid(dataset):
     import librosa
 
     def on_grid(onsets, tempo, swing, unit):
-        grid = sg.BeatGrid(tempo, swing, unit).seconds(np.arange(0, 4 * DUR * tempo / 60, .25))
+        grid = sm.BeatGrid(tempo, swing, unit).seconds(np.arange(0, 4 * DUR * tempo / 60, .25))
         return np.mean(np.abs(onsets[:, None] - grid[None]).min(1) <= 0.05)
 
     fits, controls = [], []
@@ -150,7 +151,7 @@ def test_timed_rendering_onsets_fall_on_the_source_clips_grid(dataset):
                 onsets = librosa.onset.onset_detect(y=x, sr=SR, hop_length=256, units="time", backtrack=True)
             onsets = onsets[onsets > 0.1]                        # the first frames have no onset history
             assert len(onsets) >= 4
-            unit = sg.STYLES[target].swing_unit
+            unit = sm.STYLES[target].swing_unit
             fits.append(on_grid(onsets, tempo, swing, unit))
             controls += [on_grid(onsets, tempo * f, swing, unit) for f in (1.1, 1 / 1.1)]
     assert min(fits) >= 0.75 and np.mean(fits) >= 0.9, fits

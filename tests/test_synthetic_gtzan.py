@@ -15,6 +15,7 @@ from scipy.io import wavfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import synthetic_gtzan as sg  # noqa: E402
+import synthetic_music as sm  # noqa: E402
 from synthetic_gtzan import GENRES, generate, read_manifest, render_clip  # noqa: E402
 
 SR, DUR, PER_GENRE = 22050, 2.0, 2
@@ -176,7 +177,7 @@ def test_content_does_not_depend_on_genre_or_seed():
     assert content.tonic == again.tonic and content.chords == again.chords
     np.testing.assert_array_equal(content.melody, again.melody)
     assert content.melody[:, 0].max() < content.length_beats          # onsets are in beats
-    assert set(content.melody[:, 2] % 12) <= set((content.tonic + np.array(sg.SCALES[content.minor])) % 12)
+    assert set(content.melody[:, 2] % 12) <= set((content.tonic + np.array(sm.SCALES[content.minor])) % 12)
 
 
 # ----------------------------------------------------------------------------- audio sanity
@@ -187,11 +188,11 @@ def test_shape_dtype_rate(sr, duration):
 
 
 def test_finite_loud_enough_not_clipped(clips):
-    lo, hi = 10 ** (np.array(sg.RMS_DB) / 20)
+    lo, hi = 10 ** (np.array(sm.RMS_DB) / 20)
     for genre, x in clips.items():
         assert np.isfinite(x).all(), genre
-        assert np.abs(x).max() <= sg.PEAK + 1e-6, genre
-        assert np.mean(np.abs(x) >= sg.PEAK - 1e-4) < 0.01, genre    # limited, not squared off
+        assert np.abs(x).max() <= sm.PEAK + 1e-6, genre
+        assert np.mean(np.abs(x) >= sm.PEAK - 1e-4) < 0.01, genre    # limited, not squared off
         assert 0.8 * lo < np.sqrt(np.mean(x ** 2)) <= 1.001 * hi, genre
         frames = np.sqrt(np.mean(x[:len(x) // 2205 * 2205].reshape(-1, 2205) ** 2, axis=1))
         assert np.mean(frames > 0.01) > 0.9, genre                       # sound throughout
@@ -204,7 +205,7 @@ def test_genres_differ_and_tempo_ranges_overlap(clips):
         for b in GENRES:
             if a < b:
                 assert np.abs(spectra[a] - spectra[b]).mean() > 0.2, (a, b)
-    tempo_ranges = [sg.STYLES[g].tempo for g in GENRES]
+    tempo_ranges = [sm.STYLES[g].tempo for g in GENRES]
     for lo, hi in tempo_ranges:  # each genre's tempo range overlaps at least three others
         assert sum(lo < h and l < hi for l, h in tempo_ranges) >= 4
 
@@ -228,9 +229,9 @@ def test_same_content_has_similar_chroma_across_genres():
 # ----------------------------------------------------------------------------- building blocks
 @pytest.mark.parametrize("midi", [40, 57, 81])  # block recursion (long delay) and IIR path (short)
 def test_pluck_pitch(midi):
-    f0, sr = sg.midi_hz(midi), 22050
+    f0, sr = sm.midi_hz(midi), 22050
     p = dict(brightness=.6, t60=2.0)
-    y = sg.tone_pluck(f0, sr, sr, p, np.random.default_rng(0))
+    y = sm.tone_pluck(f0, sr, sr, p, np.random.default_rng(0))
     spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y)), 8 * len(y)))
     freqs = np.fft.rfftfreq(8 * len(y), 1 / sr)
     peak = freqs[np.argmax(spectrum * ((freqs > 0.5 * f0) & (freqs < 1.5 * f0)))]
@@ -240,7 +241,7 @@ def test_pluck_pitch(midi):
 def test_limiter_caps_peaks_and_keeps_quiet_parts():
     x = np.concatenate([0.1 * np.sin(np.arange(4000) * 0.05), 3.0 * np.sin(np.arange(4000) * 0.05),
                         0.1 * np.sin(np.arange(4000) * 0.05)])
-    y = sg.limit_peaks(x, 8000, ceiling=0.5)
+    y = sm.limit_peaks(x, 8000, ceiling=0.5)
     assert np.abs(y).max() <= 0.5 + 1e-9
     assert np.abs(y[4000:8000]).max() > 0.45
     np.testing.assert_allclose(y[:3900], x[:3900])
@@ -249,7 +250,7 @@ def test_limiter_caps_peaks_and_keeps_quiet_parts():
 def test_tilt_reaches_target_centroid():
     x = np.random.default_rng(0).standard_normal(22050 * 2)
     for target in (1500.0, 2500.0):
-        y = sg.tilt_to_centroid(x, 22050, target)
+        y = sm.tilt_to_centroid(x, 22050, target)
         centroid = librosa.feature.spectral_centroid(y=y, sr=22050).mean()
         assert abs(centroid - target) / target < 0.1
 
