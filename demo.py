@@ -16,6 +16,7 @@ the synthetic set ``transfer_examples.png``, three transfers beside the ground t
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -32,6 +33,16 @@ from listening_page import TRUTH_METHOD, record_outputs, write_report
 from prepare_data import AudioConfig, enhanced_audio_to_mel
 from SlicingDataLoading import GENRES, AudioCache, BuildReport, DataLoad, clip_reader, require_files
 from transfer import GenreTransfer
+
+
+@contextlib.contextmanager
+def stage(seconds: dict, name: str):
+    """Add the wall-clock seconds of the block to ``seconds[name]`` (the demo reports where its time goes)."""
+    t0 = time.time()
+    try:
+        yield
+    finally:
+        seconds[name] = round(seconds.get(name, 0.0) + time.time() - t0, 1)
 
 
 def round_trip(records, cache: AudioCache, cfg: AudioConfig, out_dir: Path) -> list[dict]:
@@ -117,29 +128,34 @@ def choose_checkpoint(best: Path, valid, judge, reference, cache) -> tuple[Path,
 
 
 def train_and_evaluate(family: str, preset: str, args, data: Path, splits: dict, judge, picks, out: Path,
-                       logs: Path) -> dict:
+                       logs: Path, seconds: dict) -> dict:
     """Train one family (resuming a run in logs/<family>), write its listening examples, and
-    score the test split: out/<family>/metrics.json."""
+    score the test split: out/<family>/metrics.json. The stages' wall-clock seconds go into
+    ``seconds``."""
     run = logs / family
     cmd = ["--data", str(data), "--model", family, "--preset", preset, "--out", str(run)]
     if args.epochs:
         cmd += ["--epochs", str(args.epochs)]
     if args.train_set:
         cmd += ["--set", *args.train_set]
-    best = trainer.main(cmd)
+    with stage(seconds, f"{family}: training"):
+        best = trainer.main(cmd)
     (run / "judge.npz").write_bytes((logs / "judge.npz").read_bytes())
     synthetic = (Path(data) / "synthetic_manifest.csv").exists()
     reference = [r for s in splits.values() for r in s] if synthetic else None
     cache = DataLoad(data).cache
-    best, tr, strength, selection = choose_checkpoint(best, splits["valid"], judge, reference, cache)
-    figure = listening_examples(tr, picks, out / family, Path(data), strength)
-    metrics = ev.evaluate_model(tr, splits["test"], judge, reference_records=reference,
-                                strengths={"conditional": [strength]}, cache=cache,
-                                max_seconds=4.0 if args.quick else None,
-                                # the waveform VAE's goal names it; the mel demo has no time for it
-                                reconstruction_retrieval=family == "wave",
-                                model_info={"name": f"{family} VAE", "preset": preset, "checkpoint": str(best),
-                                            "strength": strength, "selection": selection})
+    with stage(seconds, f"{family}: choosing a checkpoint"):
+        best, tr, strength, selection = choose_checkpoint(best, splits["valid"], judge, reference, cache)
+    with stage(seconds, f"{family}: listening examples"):
+        figure = listening_examples(tr, picks, out / family, Path(data), strength)
+    with stage(seconds, f"{family}: evaluation"):
+        metrics = ev.evaluate_model(tr, splits["test"], judge, reference_records=reference,
+                                    strengths={"conditional": [strength]}, cache=cache,
+                                    max_seconds=4.0 if args.quick else None,
+                                    # the waveform VAE's goal names it; the mel demo has no time for it
+                                    reconstruction_retrieval=family == "wave",
+                                    model_info={"name": f"{family} VAE", "preset": preset, "checkpoint": str(best),
+                                                "strength": strength, "selection": selection})
     ev.write_metrics(out / family / "metrics.json", metrics)
     print(f"\n== {family} VAE ({preset}) on the test split ==")
     print(ev.summary_table(metrics))
@@ -173,7 +189,9 @@ def main(argv=None) -> dict:
     preset = "tiny" if args.quick else "demo"
     per_genre, duration = (3, 4.0) if args.quick else (args.per_genre, args.duration)
 
-    data = trainer.ensure_data(args.data, per_genre, duration, args.kind)
+    seconds = {}
+    with stage(seconds, "data"):
+        data = trainer.ensure_data(args.data, per_genre, duration, args.kind)
     loader = DataLoad(data)
     report = BuildReport()
     splits = require_files(loader.splits(report), data, report)
@@ -181,22 +199,27 @@ def main(argv=None) -> dict:
     print(f"data: {data} ({kind})  files train/valid/test = "
           f"{len(splits['train'])}/{len(splits['valid'])}/{len(splits['test'])}")
 
-    judge = ev.train_judge(loader, AudioConfig().sample_rate, logs / "judge.npz")
+    with stage(seconds, "judge"):
+        judge = ev.train_judge(loader, AudioConfig().sample_rate, logs / "judge.npz")
     print(f"judge (independent genre classifier): held-out accuracy {judge.heldout_accuracy:.3f} "
           f"on {judge.n_test} test clips")
 
     picks = [r for g in GENRES for r in splits["test"] if r.genre == g][::max(1, len(splits["test"]) // 5)][:5]
-    rt = round_trip(picks, loader.cache, AudioConfig.preset("demo"), out / "roundtrip")
+    with stage(seconds, "round trip"):
+        rt = round_trip(picks, loader.cache, AudioConfig.preset("demo"), out / "roundtrip")
     print("mel round trip (5 clips): log-mel L1 {:.2f} dB, spectral convergence {:.3f}".format(
         np.mean([r["logmel_l1_db"] for r in rt]), np.mean([r["spectral_convergence"] for r in rt])))
 
-    all_metrics = {f: train_and_evaluate(f, preset, args, data, splits, judge, picks, out, logs) for f in families}
+    all_metrics = {f: train_and_evaluate(f, preset, args, data, splits, judge, picks, out, logs, seconds)
+                   for f in families}
     if (Path(data) / "synthetic_manifest.csv").exists():
         curve = ev.plot_transfer_curve({f"{f} VAE": m for f, m in all_metrics.items()}, out / "transfer_curve.png")
         print(f"success against content retrieval: {curve}")
-    print(f"listening page: {write_report(out, judge=judge)}")
-    (out / "summary.json").write_text(json.dumps({"seconds": round(time.time() - t0, 1), "families": families,
-                                                   "roundtrip": rt}, indent=2))
+    with stage(seconds, "listening page"):
+        print(f"listening page: {write_report(out, judge=judge)}")
+    (out / "summary.json").write_text(json.dumps({"seconds": round(time.time() - t0, 1), "stages": seconds,
+                                                   "families": families, "roundtrip": rt}, indent=2))
+    print("seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in seconds.items()))
     print(f"\nwrote {out}/ in {time.time() - t0:.0f} s")
     return all_metrics
 
