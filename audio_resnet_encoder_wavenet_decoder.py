@@ -107,8 +107,8 @@ class WaveVAEConfig:
     loudness_row: bool = False                   # pitch_latent: one more latent row, read from each frame's
     #                                              mean log magnitude (dynamics and onsets, not timbre)
     cond_channels: int = 0                       # oscillators: the stack's condition width (0: channels[-1])
-    timing: bool = False                         # oscillators: the code also carries the input's onset stream
-    #                                              at the control rate (wave_onset_stream), read by the stack
+    timing: str = "none"                         # oscillators: "onsets": the code also carries the input's onset
+    #                                              stream at the control rate (wave_onset_stream), read by the stack
     conditional: bool = True                     # the decoder sees the genre (global conditioning)
     adversary: bool = True                       # latent genre adversary (domain confusion)
     genre_dropout: float = 0.0                   # share of training decodes told "no genre"
@@ -172,7 +172,7 @@ class WaveVAEConfig:
     def timing_channels(self) -> int:
         """Channels of the code after the latent: the onset stream folded, one channel per control
         frame of a latent step, or 0 without ``timing``."""
-        return self.hop_length // self.control_hop if self.timing else 0
+        return self.hop_length // self.control_hop if self.timing == "onsets" else 0
 
     @property
     def code_channels(self) -> int:
@@ -221,7 +221,9 @@ class WaveVAEConfig:
             raise ValueError("WaveVAEConfig: pitch_latent decodes rows to oscillator pitches (synth='oscillators')")
         if self.latent_dim < 2 or self.latent_dim % 2:
             raise ValueError(f"WaveVAEConfig: latent_dim={self.latent_dim} must be even (low/high halves)")
-        if self.timing and self.synth != "oscillators":
+        if self.timing not in ("none", "onsets"):
+            raise ValueError(f"WaveVAEConfig: timing={self.timing!r}; choose from ('none', 'onsets')")
+        if self.timing != "none" and self.synth != "oscillators":
             raise ValueError("WaveVAEConfig: timing feeds the oscillator stack's control rate (synth='oscillators')")
 
 
@@ -745,7 +747,7 @@ class Decoder(nn.Module):
         # output stopped depending on the genre (and on training).
         self.cond_norm = nn.LayerNorm(cond) if self.synth is not None else None
         # timing: the onset stream (control rate) joins the stack's condition, frame by frame.
-        self.timing = nn.Conv1d(1, cond, 3, padding=1) if cfg.timing else None
+        self.timing = nn.Conv1d(1, cond, 3, padding=1) if cfg.timing_channels else None
         self.notes = None
         if cfg.pitch_latent:
             c = cfg.row_channels
@@ -865,7 +867,7 @@ class CVAE(nn.Module):
         folded (the same in z and mu, 0 in logvar: observed; losses and diagnostics read the
         first ``cfg.latent_channels``)."""
         z, mu, logvar = self.bottleneck(self.encoder(x))
-        if not self.cfg.timing:
+        if not self.cfg.timing_channels:
             return z, mu, logvar
         stream = wave_onset_stream(x, self.cfg.control_hop)[..., :z.shape[-1] * self.cfg.timing_channels]
         return with_observed(z, mu, logvar, stream, self.cfg.timing_channels)

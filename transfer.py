@@ -248,6 +248,8 @@ class GenreTransfer:
         at = {} if starts is None or self.model.family == "mel" else {"start": torch.tensor(starts, device=z.device)}
         src_idx = torch.full((n,), src, device=z.device, dtype=torch.long)
         tgt_idx = torch.full((n,), tgt, device=z.device, dtype=torch.long)
+        if hasattr(self.model, "transfer_code") and tgt != src:   # e.g. the source's hits fade
+            z = self.model.transfer_code(z, strength)
         if method == "shift":
             if self.genre_means is None:
                 raise InputError("this checkpoint stores no per-genre latent means; use --method conditional")

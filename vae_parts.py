@@ -179,20 +179,21 @@ def total_loss(terms: dict, out: dict, genre: torch.Tensor, beta: float, cfg) ->
 # latent's time axis: channel j holds frame j of each latent step. The KL, the adversary and the
 # diagnostics read the latent channels only.
 def fold_time(x: torch.Tensor, stride: int) -> torch.Tensor:
-    """[B, 1, F] -> [B, stride, F / stride]: channel j holds frame j of each latent step."""
-    b, _, f = x.shape
-    return x.view(b, f // stride, stride).transpose(1, 2)
+    """Streams [B, S, F] -> [B, S * stride, F / stride]: channel s * stride + j holds frame j of
+    each latent step of stream s."""
+    b, n, f = x.shape
+    return x.view(b, n, f // stride, stride).transpose(2, 3).reshape(b, n * stride, f // stride)
 
 
-def unfold_time(x: torch.Tensor) -> torch.Tensor:
-    """The inverse of :func:`fold_time`: [B, stride, F'] -> [B, 1, F' * stride]."""
-    b, s, t = x.shape
-    return x.transpose(1, 2).reshape(b, 1, t * s)
+def unfold_time(x: torch.Tensor, streams: int = 1) -> torch.Tensor:
+    """The inverse of :func:`fold_time`: [B, S * stride, F'] -> [B, S, F' * stride]."""
+    b, c, t = x.shape
+    return x.view(b, streams, c // streams, t).transpose(2, 3).reshape(b, streams, t * (c // streams))
 
 
-def with_observed(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, stream: torch.Tensor,
+def with_observed(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, streams: torch.Tensor,
                   stride: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(z, mu, logvar) [B, D, F'] with ``stream`` [B, 1, F' * stride] folded after the latent: the
-    same in z and mu, 0 in logvar (observed, not inferred)."""
-    folded = fold_time(stream, stride).to(mu.dtype)
+    """(z, mu, logvar) [B, D, F'] with ``streams`` [B, S, F' * stride] folded after the latent:
+    the same in z and mu, 0 in logvar (observed, not inferred)."""
+    folded = fold_time(streams, stride).to(mu.dtype)
     return (torch.cat([z, folded], 1), torch.cat([mu, folded], 1), torch.cat([logvar, torch.zeros_like(folded)], 1))

@@ -214,7 +214,7 @@ def test_the_timing_stream_rides_in_the_code_and_places_the_hits():
     from vae_parts import unfold_time
     from trainer import EfficientLoss, TrainConfig
     audio = AudioConfig.preset("demo")
-    cfg = mel_config("tiny", audio, timing=True)
+    cfg = mel_config("tiny", audio, timing="onsets")
     model = MelVAE(cfg, audio).eval()
     wave = torch.zeros(2, audio.segment_samples)
     hits = [20, 57, 90]                                              # frames
@@ -237,3 +237,30 @@ def test_the_timing_stream_rides_in_the_code_and_places_the_hits():
     with torch.no_grad():
         moved = torch.cat([mu[:, :k], torch.roll(mu[:, k:], 1, dims=-1)], 1)
         assert (model.decode(mu, torch.tensor([0, 1])) - model.decode(moved, torch.tensor([0, 1]))).abs().max() > 1e-3
+
+
+def test_split_timing_keeps_the_notes_and_fades_the_hits_when_the_genre_changes():
+    """``timing="split"``: a sustained note's start is in the notes stream, a click in the hits
+    stream; a transfer at strength 1 decodes without the hits (the target genre plays its own
+    drums), at 0.5 with half of them; ``hit_dropout`` drops them from training decodes."""
+    from model import timing_streams
+    audio = AudioConfig.preset("demo")
+    cfg = mel_config("tiny", audio, timing="split", hit_dropout=1.0)
+    model = MelVAE(cfg, audio)
+    t = torch.arange(audio.segment_samples) / audio.sample_rate
+    wave = (0.3 * torch.sin(2 * torch.pi * 440 * t) * (t > 1.0)).repeat(2, 1)   # a note from 1 s
+    wave[:, 44100:44500] += torch.randn(400) * 0.5                              # a click at 2 s
+    x = model.prepare(wave)
+    notes, hits = timing_streams(x, "split")[0, :, 2:-2]                       # the edge frames see the cut
+    frame = lambda s: round(s * audio.sample_rate / audio.hop_length) - 2      # noqa: E731
+    assert abs(int(notes.argmax()) - frame(1.0)) <= 2 and abs(int(hits.argmax()) - frame(2.0)) <= 2
+    z, mu, _ = model.encode(x)
+    k, s = cfg.latent_channels, cfg.time_stride
+    assert z.shape[1] == cfg.code_channels == k + 2 * s
+    moved = model.transfer_code(mu, 1.0)
+    assert torch.equal(moved[:, :k + s], mu[:, :k + s]) and (moved[:, k + s:] == 0).all()
+    assert torch.allclose(model.transfer_code(mu, 0.5)[:, k + s:], 0.5 * mu[:, k + s:])
+    model.train()
+    assert (model(x, torch.tensor([0, 1]))["z"][:, k + s:] == 0).all()        # every training decode dropped them
+    with pytest.raises(ValueError, match="hit_dropout"):
+        mel_config("tiny", audio, timing="onsets", hit_dropout=0.5).validate()

@@ -323,7 +323,7 @@ def test_the_timing_stream_rides_in_the_code_at_the_control_rate():
     import trainer
     from audio_resnet_encoder_wavenet_decoder import wave_onset_stream
     from vae_parts import unfold_time
-    audio, cfg, train_cfg = trainer.configs("wave", "demo", model={"timing": True})
+    audio, cfg, train_cfg = trainer.configs("wave", "demo", model={"timing": "onsets"})
     model = trainer.get_family("wave").model(cfg, audio).eval()
     wave = torch.zeros(1, audio.segment_samples)
     hits = [5000, 20000, 33000]                                        # samples
