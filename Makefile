@@ -12,6 +12,9 @@ $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@# librosa's numba kernels compile once here, in one process: processes compiling them at once
+	@# (the judge's workers) can write cache files that do not match and segfault later (numba#10128).
+	$(PY) -c "import librosa.util, librosa.onset, librosa.beat"
 	@touch $(STAMP)
 
 venv: $(STAMP)
