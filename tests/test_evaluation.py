@@ -185,6 +185,19 @@ def test_stretching_by_all_factors_at_once_equals_one_factor_at_a_time():
     assert am._stretched(a, 1.0) == [a]
 
 
+def test_correlating_with_many_references_at_once_equals_one_at_a_time(chroma_ref):
+    """Retrieval's batched correlations are the pair-by-pair ones: references of two lengths, a
+    constant one (correlation 0) and an output stretched by every factor."""
+    refs = [chroma_ref.cens[k] for k in sorted(chroma_ref.cens)][:6]
+    refs += [refs[0][:, :40], np.ones_like(refs[1])]
+    versions = am._stretched(refs[2][:, 5:] + 0.1 * np.random.default_rng(1).random(refs[2][:, 5:].shape))
+    min_frames = am._min_overlap_frames(SR)
+    one_by_one = [am._best_pearson(versions, r, min_frames) for r in refs]
+    at_once = am._best_pearsons(versions, refs, min_frames)
+    np.testing.assert_allclose(at_once, one_by_one, atol=1e-6)
+    assert at_once[-1] == 0.0 and int(np.argmax(at_once)) == 2 and at_once[2] > 0.9
+
+
 def test_content_retrieval_from_audio_and_precomputed_reference(reference, chroma_ref, transfer_case):
     ref = chroma_ref
     assert ref.contents("rock") == ["6", "7", "8", "9"]
