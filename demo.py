@@ -65,7 +65,7 @@ def round_trip(records, cache: AudioCache, cfg: AudioConfig, out_dir: Path) -> l
 # tries two and decodes the test split at the chosen one only (evaluation.evaluate_model's
 # default sweeps more strengths); the listening page has the latent shift at 1.
 DEMO_STRENGTHS = {"conditional": (1.0, 1.25)}
-SELECT_SECONDS = 5.0     # the first seconds of each validation clip scored when choosing a checkpoint
+SELECT_SECONDS = 4.0     # the first seconds of each validation clip scored when choosing a checkpoint
 
 
 def listening_examples(tr, picks, out_dir: Path, data: Path, strength: float = 1.0) -> Path | None:
