@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from cli import InputError
 from discriminator import Critics, d_hinge_loss, feature_matching_loss, g_hinge_loss
+from vae_parts import transfer_code
 
 
 def other_genres(genre: torch.Tensor, n_genres: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -72,11 +73,6 @@ class AdversarialTraining:
         the mel VAE's onset stream, after its latent: the cycle terms compare the latent)."""
         return code[:, :getattr(self.core.cfg, "latent_channels", code.shape[1])]
 
-    def _transfer_code(self, z: torch.Tensor) -> torch.Tensor:
-        """The code as a transfer to another genre decodes it (a family may fade an observed
-        stream that belongs to the source's genre, such as the mel VAE's hits)."""
-        return self.core.transfer_code(z, 1.0) if hasattr(self.core, "transfer_code") else z
-
     def generator_parameters(self) -> list:
         """What the adversarial phase trains: the decoder and the genre embedding."""
         return list(self.core.decoder.parameters()) + list(self.core.genre_embedding.parameters())
@@ -108,7 +104,7 @@ class AdversarialTraining:
         k = max(1, round(self.cfg.swap_fraction * len(genre)))
         z, mu, genre = z[:k], mu[:k], genre[:k]
         target = other_genres(genre, self.n_genres)
-        decoded = core.decode(self._transfer_code(z), target)
+        decoded = core.decode(transfer_code(self.core, z, 1.0), target)
         mel = core.mel_view(decoded)
         clf.eval().requires_grad_(False)           # it judges here; it learns in classifier_step
         logits = clf(mel)
@@ -146,7 +142,7 @@ class AdversarialTraining:
             with torch.no_grad():
                 x = core.prepare(wave)
                 z, mu, logvar = core.encode(x)
-            rec, swapped = core.decode(z, genre), core.decode(self._transfer_code(z), target)
+            rec, swapped = core.decode(z, genre), core.decode(transfer_code(self.core, z, 1.0), target)
             real, mel_rec, mel_swap = core.mel_view(x), core.mel_view(rec), core.mel_view(swapped)
             d_loss = self._discriminator_loss(real, mel_rec, mel_swap, genre, target)
         opt_d = self.optimizers["discriminator"]
@@ -208,5 +204,5 @@ class AdversarialTraining:
         """The share of ``mu`` decoded told a random other genre (drawn from ``generator``) that
         the classifier hears as that genre."""
         target = other_genres(genre, self.n_genres, generator)
-        swapped = self.core.mel_view(self.core.decode(self._transfer_code(mu), target))
+        swapped = self.core.mel_view(self.core.decode(transfer_code(self.core, mu, 1.0), target))
         return (self.critics.classifier.eval()(swapped).argmax(-1) == target).float().mean()

@@ -226,11 +226,11 @@ def _best_pearsons(versions: list, refs: list, min_frames: int) -> np.ndarray:
             f = min(v.shape[1], n_frames)
             if j > 0 and f < min_frames:
                 continue
-            x = v[:, :f].astype(np.float64).ravel()
+            x = v[:, :f].astype(np.float64)
             x = x - x.mean()
-            num = R[:, :, :f].reshape(len(idx), -1) @ x                    # sum (y - mean y) x = sum y x
+            num = np.einsum("nkf,kf->n", R[:, :, :f], x)                  # sum (y - mean y) x = sum y x; no copy
             var_y = np.maximum(s2[:, f] - s1[:, f] ** 2 / x.size, 0.0)
-            denom = np.sqrt(float(x @ x) * var_y)
+            denom = np.sqrt(float(np.vdot(x, x)) * var_y)
             r = np.where(denom > 0, np.clip(num / np.where(denom > 0, denom, 1.0), -1.0, 1.0), 0.0)
             top = np.maximum(top, r)
         best[idx] = top

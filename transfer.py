@@ -39,6 +39,7 @@ from listening_page import record_outputs, write_report
 from prepare_data import enhanced_audio_to_mel, fit_frames
 from SlicingDataLoading import GENRES, clip_reader, output_folder
 from trainer import load_model
+from vae_parts import transfer_code
 
 METHODS = ("shift", "conditional")
 MAX_CHANNELS = 8
@@ -248,8 +249,8 @@ class GenreTransfer:
         at = {} if starts is None or self.model.family == "mel" else {"start": torch.tensor(starts, device=z.device)}
         src_idx = torch.full((n,), src, device=z.device, dtype=torch.long)
         tgt_idx = torch.full((n,), tgt, device=z.device, dtype=torch.long)
-        if hasattr(self.model, "transfer_code") and tgt != src:   # e.g. the source's hits fade
-            z = self.model.transfer_code(z, strength)
+        if tgt != src:                                                # e.g. the source's hits fade
+            z = transfer_code(self.model, z, strength)
         if method == "shift":
             if self.genre_means is None:
                 raise InputError("this checkpoint stores no per-genre latent means; use --method conditional")

@@ -191,6 +191,14 @@ def unfold_time(x: torch.Tensor, streams: int = 1) -> torch.Tensor:
     return x.view(b, streams, c // streams, t).transpose(2, 3).reshape(b, streams, t * (c // streams))
 
 
+def transfer_code(model: nn.Module, z: torch.Tensor, strength: float) -> torch.Tensor:
+    """The code ``model`` decodes when told another genre at ``strength``: its own
+    ``transfer_code`` where it has one (the mel VAE fades a stream that belongs to the source's
+    genre, its hits), else ``z``."""
+    edit = getattr(model, "transfer_code", None)
+    return z if edit is None else edit(z, strength)
+
+
 def with_observed(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, streams: torch.Tensor,
                   stride: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(z, mu, logvar) [B, D, F'] with ``streams`` [B, S, F' * stride] folded after the latent:
