@@ -131,7 +131,7 @@ TRAIN_PRESETS = {
     "demo": dict(epochs=14, batch_size=16, lr=1e-3, warmup_steps=50, beta_max=0.005,
                  beta_warmup_steps=260, free_bits=0.02, adv_weight=0.02, freq_grad_weight=1.0,
                  gan_start=296, gan_lr=2e-4, gan_lr_d=2e-4, gan_cycle_weight=3.0, gan_swap_weight=3.0,
-                 gan_channels=(16, 32, 64, 64), gan_norm="none", snapshots=2),
+                 gan_channels=(16, 32, 64, 64), gan_norm="none", snapshots=1),
     "tiny": dict(epochs=2, batch_size=4, lr=1e-3, warmup_steps=1, beta_warmup_steps=4, beta_max=0.1,
                  gan_start=6, gan_scales=(1, 2), gan_channels=(8, 16, 16, 16), snapshots=2),
 }
