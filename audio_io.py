@@ -20,6 +20,7 @@ Public API
 read_audio_file(path)                          any file -> (float32 [C, T], its sample rate)
 resample(audio, sr_from, sr_to)                [..., T] -> [..., T'] (torchaudio's windowed sinc)
 high_quality_mel_to_audio(mel_norm, cfg, n_iter, length)   normalised mel -> waveform
+mel_channels_to_audio(mel_norm, cfg, length)  one recording's channels [C, M, F] -> [C, T], one phase
 vocoder_pieces(n_frames) / vocoder_progress(callback)       its pieces; a progress hook per piece
 mel_to_linear_power(power_mel, cfg, n_iter)    [B, M, F] power mel -> [B, K, F] power spectrogram
 griffin_lim(magnitude, cfg, n_iter, momentum, length, seed)  [B, K, F] -> [B, T]
@@ -46,12 +47,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from prepare_data import AudioConfig, mel_db, mel_filterbank, norm_to_db
+from prepare_data import AudioConfig, db_to_norm, mel_db, mel_filterbank, norm_to_db, power_to_db
 from SlicingDataLoading import BadAudioError, atomic_write, read_file
 
 __all__ = [
-    "read_audio_file", "resample", "high_quality_mel_to_audio", "vocoder_pieces", "vocoder_progress",
-    "mel_to_linear_power", "griffin_lim",
+    "read_audio_file", "resample", "high_quality_mel_to_audio", "mel_channels_to_audio", "vocoder_pieces",
+    "vocoder_progress", "mel_to_linear_power", "griffin_lim",
     "save_wav", "plot_mel", "mel_grid_figure", "crossfade_concat",
     "enhanced_visualize_and_play", "lerp", "slerp", "interpolate_latent_space",
 ]
@@ -424,6 +425,44 @@ def high_quality_mel_to_audio(mel_norm, cfg: AudioConfig | None = None, n_iter: 
                 progress(1)
     audio = _fit_length(audio, length)                                # (B, T)
     return audio[0] if single else audio
+
+
+def mel_channels_to_audio(mel_norm, cfg: AudioConfig | None = None, length: int | None = None,
+                          **vocoder) -> torch.Tensor:
+    """The channels of one recording, normalised log-mels [C, M, F] (or [C, 1, M, F]) ->
+    audio [C, T], vocoded with one phase for all channels.
+
+    The vocoder (:func:`high_quality_mel_to_audio`, ``vocoder`` its keywords) runs once, on
+    the channels' mean power (the mid); each channel is then the mid's spectrum scaled, bin
+    by bin, by the square root of that channel's share of the power in the mel bands that
+    cover the bin. The channels keep their levels band by band, and so where they differ;
+    they share a phase, as a stereo mix of the same instruments does, instead of each
+    drawing its own from Griffin-Lim (which smears the stereo image); and the vocoder's
+    cost does not grow with the channels. Equal channels give the one-channel vocoding up to
+    float rounding.
+    """
+    cfg = cfg if cfg is not None else AudioConfig()
+    mel, _ = _as_mel_batch(mel_norm, cfg)                             # (C, M, F)
+    if mel.shape[0] == 1:
+        return high_quality_mel_to_audio(mel, cfg, length=length, **vocoder)[None]
+    with torch.no_grad(), torch.autocast(device_type=mel.device.type, enabled=False):
+        power = _norm_to_power(mel, cfg)                              # (C, M, F)
+        mid = power.mean(0)                                           # (M, F)
+        audio = high_quality_mel_to_audio(db_to_norm(power_to_db(mid, cfg), cfg), cfg, length=length,
+                                          **vocoder)                  # (T,)
+        share = torch.where(mid > 0, power / mid.clamp_min(1e-30), torch.ones_like(power))   # (C, M, F)
+        fb = mel_filterbank(cfg, mel.device)                          # (M, K)
+        cover = fb.sum(0)                                             # (K,) a bin's weight over bands
+        weight = fb / cover.clamp_min(1e-30)
+        gain = torch.einsum("mk,cmf->ckf", weight, share)             # (C, K, F)
+        gain = torch.where(cover[None, :, None] > 0, gain, torch.ones_like(gain)).sqrt()
+        window = _operators(cfg, str(mel.device))["window"]
+        spec = torch.stft(audio, cfg.n_fft, cfg.hop_length, window=window, center=True, pad_mode="constant",
+                          return_complex=True)                        # (K, F')
+        frames = min(spec.shape[-1], gain.shape[-1])
+        spec = spec[None].repeat(mel.shape[0], 1, 1)
+        spec[..., :frames] *= gain[..., :frames]
+        return torch.istft(spec, cfg.n_fft, cfg.hop_length, window=window, center=True, length=audio.shape[-1])
 
 
 # --------------------------------------------------------------------------- files

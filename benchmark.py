@@ -310,8 +310,8 @@ def render_sections(results: dict) -> dict:
         lines = ["## Transferring files end to end", "", who, "",
                  "`GenreTransfer` on 2 CPU threads, mel family, demo preset (random weights: speed does not depend "
                  "on them): read the file, transfer every channel together (encode and decode "
-                 f"{results['transfer'][0]['window_batch']} windows at a time, the vocoder once for all channels, in "
-                 "pieces along time), write the WAV (the command line's before/after figure not included). "
+                 f"{results['transfer'][0]['window_batch']} windows at a time, the vocoder once, on the channels' mid, "
+                 "in pieces along time; each channel then takes its own level in every mel band), write the WAV (the command line's before/after figure not included). "
                  "Synthetic GTZAN audio; the long file repeats 30 s clips, a different one on each channel. "
                  "Best of the repeats; real-time factor = seconds / duration.", ""]
         lines += _table(["file", "duration", "repeats", "read s", "transfer s", "write s", "seconds",

@@ -32,7 +32,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from audio_io import mel_grid_figure, read_audio_file, resample, save_wav, vocoder_pieces, vocoder_progress
+from audio_io import (mel_channels_to_audio, mel_grid_figure, read_audio_file, resample, save_wav, vocoder_pieces,
+                      vocoder_progress)
 from cli import ArgumentParser, InputError, OutputError, finite_float, one_line, run
 from evaluation import GenreJudge
 from listening_page import record_outputs, write_report
@@ -266,8 +267,8 @@ class GenreTransfer:
     def _decode(self, mu: torch.Tensor, win: Windows, src: int, tgt: int, method: str, strength: float,
                 length: int, bar=None) -> torch.Tensor:
         """Edit and decode the windows a batch at a time, cross-fade them into each channel
-        and turn that into audio [C, length] (the mel family's vocoder runs once, on every
-        channel together)."""
+        and turn that into audio [C, length] (the mel family's vocoder runs once, on the
+        channels' mid, each channel keeping its own band levels: audio_io.mel_channels_to_audio)."""
         n = len(win.starts)
         joined = None
         for items in win.batches():
@@ -281,6 +282,8 @@ class GenreTransfer:
             if bar is not None:
                 bar.update(1)
         with vocoder_progress(bar.update if bar is not None else (lambda n: None)):
+            if self.model.family == "mel":                              # one phase for all channels
+                return mel_channels_to_audio(joined.result(), self.audio, length)
             return self.model.output_to_audio(joined.result(), length)      # (C, length)
 
     def _steps(self, win: Windows, decodes: int) -> int:
@@ -296,9 +299,10 @@ class GenreTransfer:
         """Audio [C, T] at the model's rate -> transferred audio [C, T].
 
         Every channel's windows go through the encoder and decoder together, ``WINDOW_BATCH``
-        at a time, and the mel family's vocoder runs once for all channels (in pieces along
-        time), so time and memory grow with the clip's length; each channel's output is what
-        it would be alone, up to float rounding. With ``desc`` a progress bar so named shows
+        at a time, and the mel family's vocoder runs once, on the channels' mid (in pieces
+        along time), so time and memory grow with the clip's length and barely with its
+        channels; each channel keeps its own level in every mel band, and equal channels give
+        the one-channel transfer up to float rounding. With ``desc`` a progress bar so named shows
         once the transfer has run ``PROGRESS_AFTER_S`` seconds. With ``return_reconstruction``
         also returns the plain reconstruction (no edit), [C, T].
         """
