@@ -101,16 +101,19 @@ def listening_examples(tr, picks, out_dir: Path, data: Path, strength: float = 1
 
 
 def choose_checkpoint(best: Path, valid, judge, reference, cache) -> tuple[Path, GenreTransfer, float, list[dict]]:
-    """best.pt or one of the adversarial epochs the run kept (``train.snapshots``), and one of
-    DEMO_STRENGTHS, whichever the judge hears best on the validation split
-    (:func:`evaluation.select_checkpoint`): its path, its GenreTransfer, the strength and the
-    comparison."""
+    """best.pt or average.pt (the kept epochs' weights averaged, ``train.average``; without it,
+    each epoch the run kept, ``train.snapshots``), and one of DEMO_STRENGTHS, whichever the
+    judge hears best on the validation split (:func:`evaluation.select_checkpoint`): its path,
+    its GenreTransfer, the strength and the comparison."""
+    average = best.parent / trainer.AVERAGE
+    others = [average] if average.is_file() else trainer.epoch_snapshots(best.parent)
     paths, transfers, epochs = {}, {}, set()
-    for path in (best, *trainer.epoch_snapshots(best.parent)):
+    for path in (best, *others):
         tr = GenreTransfer.from_checkpoint(path)
-        if tr.state["epoch"] not in epochs:                     # best.pt is a copy of one of them
+        key = (tr.state["epoch"], tuple(tr.state.get("averaged_epochs", ())))
+        if key not in epochs:                                   # best.pt is a copy of an epoch
             paths[path.name], transfers[path.name] = path, tr
-            epochs.add(tr.state["epoch"])
+            epochs.add(key)
     strengths = DEMO_STRENGTHS["conditional"]
     chosen, strength, rows = best.name, strengths[0], []
     if valid:

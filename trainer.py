@@ -26,6 +26,7 @@ configs(family, preset, ...)    the audio, model and training configs of a famil
 MemoryEfficientTrainer          the loop: both phases, AMP, accumulation, clipping, validation, checkpoints
 build_model / load_model        family -> model; checkpoint -> model
 save_checkpoint / load_checkpoint / newest_checkpoint
+epoch_snapshots / average_snapshots   the kept epochs; average.pt, their weights averaged
 """
 from __future__ import annotations
 
@@ -122,6 +123,9 @@ class TrainConfig:
     # notes), so the last `snapshots` epochs (of the adversarial phase, or of the run) are kept
     # as epoch<N>.pt for evaluation.select_checkpoint to choose from on held-out clips.
     snapshots: int = 0
+    # Averaging the weights of those kept epochs (average.pt, written at the end of the run)
+    # steadies the swings: checkpoint averaging, as in stochastic weight averaging.
+    average: bool = False
 
 
 # beta 0.005, adversary weight 0.02, the frequency-gradient term and the demo's adversarial phase
@@ -131,9 +135,9 @@ TRAIN_PRESETS = {
     "demo": dict(epochs=14, batch_size=16, lr=1e-3, warmup_steps=50, beta_max=0.005,
                  beta_warmup_steps=260, free_bits=0.02, adv_weight=0.02, freq_grad_weight=1.0,
                  gan_start=296, gan_lr=2e-4, gan_lr_d=2e-4, gan_cycle_weight=3.0, gan_swap_weight=3.0,
-                 gan_channels=(16, 32, 64, 64), gan_norm="none", snapshots=1),
+                 gan_channels=(16, 32, 64, 64), gan_norm="none", snapshots=3, average=True),
     "tiny": dict(epochs=2, batch_size=4, lr=1e-3, warmup_steps=1, beta_warmup_steps=4, beta_max=0.1,
-                 gan_start=6, gan_scales=(1, 2), gan_channels=(8, 16, 16, 16), snapshots=2),
+                 gan_start=6, gan_scales=(1, 2), gan_channels=(8, 16, 16, 16), snapshots=2, average=True),
 }
 
 
@@ -364,6 +368,25 @@ def epoch_snapshots(run) -> list[Path]:
     """The epoch<N>.pt snapshots a run kept (``train.snapshots``), oldest first."""
     found = [p for p in Path(run).glob("epoch*.pt") if p.stem[5:].isdigit()]
     return sorted(found, key=lambda p: int(p.stem[5:]))
+
+
+AVERAGE = "average.pt"
+
+
+def average_snapshots(run) -> Path | None:
+    """Write ``run``/average.pt: the last kept epoch's checkpoint with every floating-point
+    weight replaced by its mean over the kept epochs (:func:`epoch_snapshots`); integer
+    buffers are the last epoch's. Returns its path, or None with fewer than two snapshots."""
+    paths = epoch_snapshots(run)
+    if len(paths) < 2:
+        return None
+    states = [load_checkpoint(p) for p in paths]
+    last = states[-1]
+    weights = {k: torch.stack([s["weights"][k] for s in states]).mean(0) if v.is_floating_point() else v
+               for k, v in last["weights"].items()}
+    path = Path(run) / AVERAGE
+    save_checkpoint(path, {**last, "weights": weights, "averaged_epochs": [s["epoch"] for s in states]})
+    return path
 
 
 def newest_checkpoint(root="vae_logs", name: str = "best.pt") -> Path:
@@ -699,6 +722,8 @@ class MemoryEfficientTrainer:
                 dist.barrier()
         if self.rank == 0 and log_path.exists():
             plot_loss_curves(log_path, self.out / "loss_curves.png")
+        if self.rank == 0 and self.cfg.average:
+            average_snapshots(self.out)
         return self.out / "best.pt"
 
 

@@ -19,10 +19,13 @@ def test_quick_demo_writes_metrics_wavs_and_the_listening_page(tmp_path):
         rows = saved["transfer"]["conditional"]                           # the test split at the chosen strength
         assert [r["strength"] for r in rows] == [saved["model"]["strength"]]
         assert all(0.0 <= r["success"] <= 1.0 and r["content_retrieval"] is not None for r in rows)
-        # best.pt and the kept epochs at the first strength, then the winner at every strength
+        # best.pt and average.pt (mel: train.average) or the kept epochs (wave) at the first
+        # strength, then the winner at every strength
         selection, strengths = saved["model"]["selection"], demo.DEMO_STRENGTHS["conditional"]
         candidates = [r for r in selection if r["strength"] == strengths[0]]
-        assert len({r["epoch"] for r in candidates}) == len(candidates) >= 2
+        names = [r["checkpoint"] for r in candidates]
+        assert len(set(names)) == len(names) >= 2 and names[0] == "best.pt"
+        assert ("average.pt" in names) == (family == "mel")
         winner = max(candidates, key=lambda r: r["score"])
         assert sorted(r["strength"] for r in selection if r["checkpoint"] == winner["checkpoint"]) == sorted(strengths)
         assert len(selection) == len(candidates) + len(strengths) - 1

@@ -147,6 +147,16 @@ def test_sigkill_mid_epoch_then_rerun_matches_an_uninterrupted_run(synthetic_roo
     assert not list(killed.glob("*.tmp"))                       # atomic writes leave nothing behind
     kept = [[p.name for p in trainer.epoch_snapshots(run)] for run in (full, killed)]
     assert kept[0] == kept[1] == ["epoch3.pt", "epoch4.pt"]     # the last train.snapshots adversarial epochs
+    average = [torch.load(run / "average.pt", weights_only=True) for run in (full, killed)]
+    assert average[0]["averaged_epochs"] == average[1]["averaged_epochs"] == [3, 4]
+    snaps = [torch.load(full / name, weights_only=True)["weights"] for name in kept[0]]
+    moved = 0
+    for k, w in average[0]["weights"].items():                  # each weight the mean of the kept epochs'
+        assert torch.equal(w, average[1]["weights"][k])
+        if w.is_floating_point():
+            assert torch.allclose(w, (snaps[0][k] + snaps[1][k]) / 2, atol=1e-6)
+            moved += int(not torch.equal(snaps[0][k], snaps[1][k]))
+    assert moved > 0                                            # the epochs differ, so the mean is news
 
 
 def test_two_process_ddp_on_gloo(synthetic_root, tmp_path):
