@@ -266,3 +266,51 @@ def test_split_timing_keeps_the_notes_and_fades_the_hits_when_the_genre_changes(
     assert (model(x, torch.tensor([0, 1]))["z"][:, k + s:] == 0).all()        # every training decode dropped them
     with pytest.raises(ValueError, match="hit_dropout"):
         mel_config("tiny", audio, timing="onsets", hit_dropout=0.5).validate()
+
+
+@pytest.mark.parametrize("bpm", [72.0, 100.0, 150.0])
+def test_the_beat_clock_ticks_on_the_beats(bpm):
+    """An onset envelope with a hit on every beat: the clock (folded into [60, 120) BPM) or
+    the pulse train at twice its rate ticks on every hit and not half a beat later; the
+    envelope shifted by half a beat moves the ticks with it."""
+    from model import beat_clock
+    fps, frames = 22050 / 512, 430
+    period = 60.0 / bpm * fps
+    beats = torch.arange(3.0, frames, period)
+    env = torch.zeros(1, 1, frames)
+    env[0, 0, beats.round().long()] = 1.0
+    clocks = beat_clock(env, fps)
+    assert clocks.shape == (1, 5, frames)
+    assert torch.allclose(clocks[0, 0] ** 2 + clocks[0, 1] ** 2, torch.ones(frames), atol=1e-4)
+    which = 2 if bpm < 120 else 3                                    # the pulses at the tempo
+    on = beats.round().long()
+    off = (beats + period / 2).round().long().clamp(max=frames - 1)
+    assert clocks[0, which, on].min() > 0.6 and clocks[0, which, off].max() < 0.01    # the hits sit on whole frames
+    shifted = beat_clock(torch.roll(env, int(round(period / 2)), dims=-1), fps)
+    assert shifted[0, which, on[1:-1]].max() < 0.01 and shifted[0, which, off[:-2]].min() > 0.6
+
+
+def test_clock_timing_keeps_the_clock_and_fades_only_the_hits():
+    """``timing="clock"``: notes, hits (offset so a decoder can tell them from none), then five
+    clock streams; a transfer fades the hits only, and a dropped decode has no hits offset."""
+    from model import HITS_PRESENT, timing_streams
+    audio = AudioConfig.preset("demo")
+    cfg = mel_config("tiny", audio, timing="clock", hit_dropout=1.0)
+    model = MelVAE(cfg, audio)
+    wave = torch.zeros(2, audio.segment_samples)
+    for s in range(2000, audio.segment_samples, 11025):              # a click every half second: 120 BPM
+        wave[:, s:s + 300] = torch.randn(300) * 0.5
+    x = model.prepare(wave)
+    fps = audio.sample_rate / audio.hop_length
+    streams = timing_streams(x, "clock", fps)
+    assert streams.shape == (2, 7, x.shape[-1]) and streams[:, 1].min() >= HITS_PRESENT
+    with pytest.raises(ValueError, match="fps"):
+        timing_streams(x, "clock")
+    z, mu, _ = model.encode(x)
+    k, s = cfg.latent_channels, cfg.time_stride
+    assert z.shape[1] == cfg.code_channels == k + 7 * s
+    moved = model.transfer_code(mu, 1.0)
+    assert torch.equal(moved[:, :k + s], mu[:, :k + s]) and torch.equal(moved[:, k + 2 * s:], mu[:, k + 2 * s:])
+    assert (moved[:, k + s:k + 2 * s] == 0).all()
+    model.train()
+    assert (model(x, torch.tensor([0, 1]))["z"][:, k + s:k + 2 * s] == 0).all()
