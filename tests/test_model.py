@@ -281,6 +281,7 @@ def test_the_beat_clock_ticks_on_the_beats(bpm):
     env[0, 0, beats.round().long()] = 1.0
     clocks = beat_clock(env, fps)
     assert clocks.shape == (1, 5, frames)
+    assert torch.allclose(beat_clock(env.to(torch.bfloat16), fps).float(), clocks, atol=0.02)   # under autocast
     assert torch.allclose(clocks[0, 0] ** 2 + clocks[0, 1] ** 2, torch.ones(frames), atol=1e-4)
     which = 2 if bpm < 120 else 3                                    # the pulses at the tempo
     on = beats.round().long()
