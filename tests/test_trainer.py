@@ -11,7 +11,7 @@ import torch
 
 import trainer
 from cli import InputError
-from model import MelVAE, mel_config
+from model import MelVAE, mel_config, onset_stream
 from prepare_data import AudioConfig, override
 from steps import train_steps
 
@@ -56,6 +56,32 @@ def test_frequency_gradient_term_penalises_blurred_harmonics_only():
     level = terms(target + 0.1, 1.0)                            # same shape, louder
     assert float(level["freq_grad_l1"]) == pytest.approx(0.0, abs=1e-6)
     assert float(level["mse"]) == pytest.approx(0.01, rel=1e-4)
+
+
+def test_onset_term_penalises_lost_and_smeared_attacks_only():
+    """A reconstruction whose notes start late or whose attacks are smeared over frames pays the
+    onset term; one that only differs in level does not, and the term joins ``recon`` at its weight."""
+    audio = AudioConfig.preset("demo")
+    target = torch.full((2, 1, audio.n_mels, 64), -0.6)
+    for start in (4, 20, 36, 52):                               # four notes, 12 frames each
+        target[:, :, 30:60, start:start + 12] = 0.3
+    smeared = torch.nn.functional.avg_pool2d(target, (1, 7), stride=1, padding=(0, 3), count_include_pad=False)
+    late = torch.roll(target, 3, dims=-1)                        # every attack 3 frames late
+    genre = torch.tensor([0, 1])
+
+    def terms(recon, weight):
+        cfg = override(trainer.TrainConfig(), onset_weight=weight)
+        out = {"recon": recon, "target": target, "mu": torch.zeros(2, 4, 2), "logvar": torch.zeros(2, 4, 2)}
+        return trainer.EfficientLoss(cfg, audio)(out, genre, beta=0.0)
+
+    exact, level = terms(target, 1.0), terms(target + 0.1, 1.0)
+    assert float(exact["onset_l1"]) == 0.0 and float(level["onset_l1"]) == pytest.approx(0.0, abs=1e-6)
+    smear, shift = terms(smeared, 1.0), terms(late, 1.0)
+    onsets = float(onset_stream(target).mean())     # the target's onset envelope, per frame
+    assert float(smear["onset_l1"]) > 0.5 * onsets
+    assert float(shift["onset_l1"]) == pytest.approx(2 * onsets, rel=1e-3)   # each onset missed, and played late
+    assert float(smear["recon"] - terms(smeared, 0.0)["recon"]) == pytest.approx(float(smear["onset_l1"]))
+    assert "onset_l1" not in terms(smeared, 0.0)
 
 
 def test_beta_schedules_and_free_bits():
