@@ -25,6 +25,16 @@ from discriminator import Critics, d_hinge_loss, feature_matching_loss, g_hinge_
 from vae_parts import transfer_code
 
 
+def level_gap(decoded: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of |level of ``decoded`` - level of ``real``|, a level being an
+    item's mean normalised log-mel (both [B, 1, M, T]). The synthetic sets draw a clip's
+    loudness from one range for every genre, so a decode told any genre should keep its input's;
+    against the critics alone the decoder drifts louder than its input, and the per-pixel terms,
+    which see only reconstructions, do not hold back the transfers (design notes, 2026-12-06)."""
+    level = lambda y: y.float().mean(dim=tuple(range(1, y.dim())))   # noqa: E731
+    return (level(decoded) - level(real)).abs().mean()
+
+
 def other_genres(genre: torch.Tensor, n_genres: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """A random genre other than each of ``genre`` [B] (drawn on the CPU from ``generator`` when
     given, so that validation's seeded draws are the same on a GPU)."""
@@ -192,9 +202,12 @@ class AdversarialTraining:
             terms["gan_cycle"] = (self._latent(mu_swap).float() - self._latent(mu).float()).abs().mean()
             if cfg.gan_cycle_x_weight > 0:
                 terms["gan_cycle_x"] = recon_term(core.decode(mu_swap, genre))
+        if cfg.gan_level_weight > 0:
+            terms["gan_level"] = level_gap(mel_rec, real) + level_gap(mel_swap, real)
         weights = {"gan_rec": cfg.gan_rec_weight, "gan_fm": cfg.gan_fm_weight, "gan_adv": cfg.gan_adv_weight,
                    "gan_adv_swap": cfg.gan_swap_weight, "gan_genre": cfg.gan_genre_weight,
-                   "gan_cycle": cfg.gan_cycle_weight, "gan_cycle_x": cfg.gan_cycle_x_weight}
+                   "gan_cycle": cfg.gan_cycle_weight, "gan_cycle_x": cfg.gan_cycle_x_weight,
+                   "gan_level": cfg.gan_level_weight}
         terms["total"] = sum(weights[k] * v for k, v in terms.items())
         return terms, logits
 

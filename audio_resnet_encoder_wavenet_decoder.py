@@ -62,8 +62,8 @@ import torchaudio
 
 from model import encoder_view
 from prepare_data import AudioConfig, MelFrontEnd, build_mel_transform, override
-from vae_parts import (GaussianBottleneck, GenreEmbedding, LatentGenreAdversary, kl_terms, total_loss, unfold_time,
-                       with_observed)
+from vae_parts import (ADVERSARY_OBJECTIVES, GaussianBottleneck, GenreEmbedding, LatentGenreAdversary,
+                       adversary_outputs, kl_terms, total_loss, unfold_time, with_observed)
 
 
 # --------------------------------------------------------------------------- config
@@ -110,7 +110,9 @@ class WaveVAEConfig:
     timing: str = "none"                         # oscillators: "onsets": the code also carries the input's onset
     #                                              stream at the control rate (wave_onset_stream), read by the stack
     conditional: bool = True                     # the decoder sees the genre (global conditioning)
-    adversary: bool = True                       # latent genre adversary (domain confusion)
+    adversary: bool = True                       # latent genre adversary
+    adversary_objective: str = "reversal"        # how the encoder hides the genre from it: "reversal", "confusion"
+    #                                              (vae_parts.LatentGenreAdversary)
     genre_dropout: float = 0.0                   # share of training decodes told "no genre"
     logvar_bound: float = 8.0
     init_logvar: float = -4.0                    # posterior log-variance at initialisation
@@ -184,6 +186,9 @@ class WaveVAEConfig:
         return n_samples // self.hop_length
 
     def validate(self) -> None:
+        if self.adversary_objective not in ADVERSARY_OBJECTIVES:
+            raise ValueError(f"WaveVAEConfig: adversary_objective={self.adversary_objective!r}; choose from "
+                             f"{ADVERSARY_OBJECTIVES}")
         if len(self.channels) != len(self.strides) + 1:
             raise ValueError(f"WaveVAEConfig: channels={self.channels} needs one entry more than "
                              f"strides={self.strides} (the stem, then one per stride)")
@@ -847,7 +852,9 @@ class CVAE(nn.Module):
                                              cfg.init_logvar, rows=cfg.latent_rows)
         self.genre_embedding = GenreEmbedding(cfg.n_genres, cfg.genre_embed_dim, cfg.genre_dropout)
         self.decoder = decoder if decoder is not None else Decoder(cfg)
-        self.adversary = LatentGenreAdversary(cfg.latent_channels, cfg.n_genres) if cfg.adversary else None
+        self.adversary = (LatentGenreAdversary(cfg.latent_channels, cfg.n_genres,   # experiments' configs: reversal
+                                               objective=getattr(cfg, "adversary_objective", "reversal"))
+                          if cfg.adversary else None)
         self.front_end = MelFrontEnd(audio)          # the mel of an output, for the critics (no weights)
 
     def prepare(self, wave: torch.Tensor) -> torch.Tensor:
@@ -896,8 +903,7 @@ class CVAE(nn.Module):
         k = self.cfg.latent_channels                  # the latent; any channels after it are observed
         out = {"recon": self.decode(z, genre), "target": x.squeeze(1), "z": z, "mu": mu, "logvar": logvar,
                "latent_channels": k}
-        if self.adversary is not None:
-            out["adv_logits"] = self.adversary(mu[:, :k])
+        out.update(adversary_outputs(self.adversary, mu[:, :k]))
         return out
 
     def mel_view(self, y: torch.Tensor) -> torch.Tensor:

@@ -125,19 +125,55 @@ class GradientReversal(nn.Module):
         return _ReverseGrad.apply(x, self.lam)
 
 
-class LatentGenreAdversary(nn.Module):
-    """Predicts the genre from mu [B, D, T'] through a gradient reversal (domain confusion):
-    the classifier learns the genre, the encoder learns to hide it."""
+ADVERSARY_OBJECTIVES = ("reversal", "confusion")
 
-    def __init__(self, latent_dim: int, n_genres: int, hidden: int = 128):
+
+class LatentGenreAdversary(nn.Module):
+    """A classifier that predicts the genre from mu [B, D, T'], and how the encoder learns to
+    hide the genre from it (``objective``):
+
+    - "reversal" (Ganin & Lempitsky 2015): the classifier's gradient reaches the encoder
+      reversed, so the encoder maximises the classifier's cross-entropy. That goal has no
+      bound: the encoder can make the classifier confidently wrong (which still tells the
+      genre), and the chase can swing the whole VAE (design notes, 2026-12-06);
+    - "confusion" (Tzeng et al. 2015): the classifier learns from a detached mu, and the
+      encoder, through the classifier's frozen weights, learns to make its prediction uniform
+      (:meth:`confusion`), a goal met at chance and no further.
+    """
+
+    def __init__(self, latent_dim: int, n_genres: int, hidden: int = 128, objective: str = "reversal"):
         super().__init__()
+        if objective not in ADVERSARY_OBJECTIVES:
+            raise ValueError(f"adversary objective {objective!r}: choose from {ADVERSARY_OBJECTIVES}")
+        self.objective = objective
         self.reverse = GradientReversal(1.0)
         self.net = nn.Sequential(nn.Conv1d(latent_dim, hidden, 1), nn.GELU(),
                                  nn.Conv1d(hidden, hidden, 1), nn.GELU(),
                                  nn.Conv1d(hidden, n_genres, 1))
 
     def forward(self, mu: torch.Tensor) -> torch.Tensor:
-        return self.net(self.reverse(mu)).mean(dim=-1)                  # (B, n_genres)
+        """The classifier's logits (B, n_genres); their cross-entropy trains it (and, reversed,
+        the encoder with "reversal")."""
+        return self.net(self.reverse(mu) if self.objective == "reversal" else mu.detach()).mean(dim=-1)
+
+    def confusion(self, mu: torch.Tensor) -> torch.Tensor:
+        """The cross-entropy of the classifier's prediction from ``mu`` against the uniform
+        distribution, less its minimum log(n_genres): 0 when the prediction is at chance. Its
+        gradient reaches ``mu`` and not the classifier, whose weights are read frozen."""
+        frozen = {name: p.detach() for name, p in self.net.named_parameters()}
+        logits = torch.func.functional_call(self.net, frozen, (mu,)).mean(dim=-1).float()
+        return -F.log_softmax(logits, dim=-1).mean(dim=-1).mean() - math.log(logits.shape[-1])
+
+
+def adversary_outputs(adversary: LatentGenreAdversary | None, mu: torch.Tensor) -> dict:
+    """What a family's ``forward`` adds for its adversary on the latent ``mu``: the classifier's
+    ``adv_logits`` and, with the "confusion" objective, the encoder's ``adv_confusion``."""
+    if adversary is None:
+        return {}
+    out = {"adv_logits": adversary(mu)}
+    if adversary.objective == "confusion":
+        out["adv_confusion"] = adversary.confusion(mu)
+    return out
 
 
 # --------------------------------------------------------------------------- loss terms
@@ -160,8 +196,9 @@ def kl_terms(mu: torch.Tensor, logvar: torch.Tensor, cfg) -> dict:
 
 def total_loss(terms: dict, out: dict, genre: torch.Tensor, beta: float, cfg) -> dict:
     """Complete a family's named terms (``recon`` and the KL terms) with the adversary's
-    cross-entropy, ``beta``, ``elbo = recon + beta kl`` (the validation criterion) and
-    ``total = elbo + adv_weight adv`` (what is minimised). ``cfg`` carries ``adv_weight``."""
+    cross-entropy ``adv`` (and the encoder's ``adv_confusion``, :func:`adversary_outputs`),
+    ``beta``, ``elbo = recon + beta kl`` (the validation criterion) and ``total = elbo +
+    adv_weight (adv + adv_confusion)`` (what is minimised). ``cfg`` carries ``adv_weight``."""
     if "adv_logits" in out and cfg.adv_weight > 0:
         terms["adv"] = F.cross_entropy(out["adv_logits"].float(), genre)
         terms["adv_acc"] = (out["adv_logits"].argmax(-1) == genre).float().mean()
@@ -170,6 +207,9 @@ def total_loss(terms: dict, out: dict, genre: torch.Tensor, beta: float, cfg) ->
     terms["beta"] = torch.tensor(beta)
     terms["elbo"] = terms["recon"] + beta * terms["kl"]
     terms["total"] = terms["elbo"] + cfg.adv_weight * terms["adv"]
+    if "adv_confusion" in out and cfg.adv_weight > 0:
+        terms["adv_confusion"] = out["adv_confusion"]
+        terms["total"] = terms["total"] + cfg.adv_weight * terms["adv_confusion"]
     return terms
 
 

@@ -27,7 +27,7 @@ import TemplateCode.audio_vae  # noqa: F401 (registers the template-wave family)
 import TemplateCode.image_vae  # noqa: F401 (registers the template-mel family)
 import trainer
 from prepare_data import AudioConfig, override
-from vae_parts import GenreFiLM
+from vae_parts import GenreFiLM, adversary_outputs
 
 
 @dataclass(frozen=True)
@@ -124,8 +124,7 @@ class SeesGenre:
         z, mu, logvar = self.encode(x, genre)
         target = x.squeeze(1) if self.family == "wave" else x          # what decode returns
         out = {"recon": self.decode(z, genre), "target": target, "z": z, "mu": mu, "logvar": logvar}
-        if self.adversary is not None:
-            out["adv_logits"] = self.adversary(mu)
+        out.update(adversary_outputs(self.adversary, mu))
         return out
 
 

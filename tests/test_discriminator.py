@@ -3,6 +3,7 @@ import pytest
 import torch
 
 import trainer
+from adversarial import level_gap
 from discriminator import Critics, GenreClassifier, MelDiscriminator, d_hinge_loss, feature_matching_loss
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -53,8 +54,9 @@ def test_feature_matching_is_zero_for_the_same_mels_and_the_classifier_reads_any
         MelDiscriminator(10, norm="batch")
 
 
-def _tiny_trainer(tmp_path, family="mel"):
-    audio, model_cfg, train_cfg = trainer.configs(family, "tiny", train={"gan_start": 0, "gan_cycle_x_weight": 1.0})
+def _tiny_trainer(tmp_path, family="mel", **train):
+    audio, model_cfg, train_cfg = trainer.configs(family, "tiny",
+                                                  train={"gan_start": 0, "gan_cycle_x_weight": 1.0, **train})
     torch.manual_seed(0)
     fam = trainer.get_family(family)
     wave = torch.randn(40, audio.segment_samples) * 0.1
@@ -83,6 +85,23 @@ def test_one_adversarial_step_changes_decoder_and_discriminator_not_the_encoder(
             "total"} <= set(terms)
     assert all(torch.isfinite(v).all() for v in terms.values())
     assert tr.step == 1
+
+
+def test_the_level_term_costs_a_change_of_level_and_not_of_balance(tmp_path):
+    """level_gap: louder or quieter decodes cost their mean offset; moving energy between bands
+    at the same level costs nothing. With train.gan_level_weight the adversarial step reports it."""
+    torch.manual_seed(0)
+    real = torch.rand(2, 1, 16, 20) * 1.6 - 0.8
+    offset = torch.tensor([0.1, -0.3]).view(2, 1, 1, 1)
+    assert float(level_gap(real + offset, real)) == pytest.approx(0.2, abs=1e-6)
+    tilt = torch.linspace(-0.2, 0.2, 16).view(1, 1, 16, 1)             # brighter, same level
+    assert float(level_gap(real + tilt, real)) == pytest.approx(0.0, abs=1e-6)
+    tr = _tiny_trainer(tmp_path, "mel", gan_level_weight=1.0)
+    tr.model.train()
+    wave, genre = next(iter(torch.utils.data.DataLoader(tr.train_data, batch_size=4)))
+    terms = tr._gan_step(wave.float(), genre.long())
+    assert float(terms["gan_level"]) > 0 and torch.isfinite(terms["total"])
+    assert "gan_level" not in _tiny_trainer(tmp_path / "off", "mel")._gan_step(wave.float(), genre.long())
 
 
 def _swap_trainer(tmp_path, **train):

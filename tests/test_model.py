@@ -1,10 +1,12 @@
 """Mel VAE blocks: shapes derived from the config, output range, the shared bottleneck."""
 import pytest
 import torch
+import torch.nn.functional as F
 
 from model import ENVELOPE_BINS, MelVAE, MemoryEfficientDecoder, MemoryEfficientEncoder, encoder_view, mel_config
 from prepare_data import AudioConfig
-from vae_parts import GaussianBottleneck, GenreEmbedding, GradientReversal
+from vae_parts import (GaussianBottleneck, GenreEmbedding, GradientReversal, LatentGenreAdversary, adversary_outputs,
+                       total_loss)
 
 
 @pytest.mark.parametrize("preset,frames,skip,freq", [("tiny", 128, False, False), ("tiny", 64, True, True),
@@ -174,6 +176,40 @@ def test_gradient_reversal_negates_the_gradient():
     x = torch.ones(3, requires_grad=True)
     (GradientReversal(2.0)(x) * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
     assert torch.allclose(x.grad, torch.tensor([-2.0, -4.0, -6.0]))
+
+
+def test_the_confusion_adversary_rewards_chance_and_not_a_confidently_wrong_classifier():
+    """objective="confusion": the classifier's cross-entropy trains the classifier only; the
+    encoder's term reaches mu only, is 0 at a uniform prediction and grows as the prediction
+    leaves chance, whichever genre it names. "reversal" pays the encoder -CE, which a confidently
+    wrong classifier makes as low as it likes (the runaway of the design notes' 2026-12-06 entry)."""
+    torch.manual_seed(0)
+    adv = LatentGenreAdversary(8, 10, hidden=16, objective="confusion")
+    mu = torch.randn(4, 8, 5, requires_grad=True)
+    genre = torch.tensor([0, 1, 2, 3])
+    F.cross_entropy(adv(mu), genre).backward()
+    assert mu.grad is None and all(p.grad is not None for p in adv.net.parameters())
+    adv.zero_grad()
+    adv.confusion(mu).backward()
+    assert mu.grad.abs().sum() > 0 and all(p.grad is None or p.grad.abs().sum() == 0 for p in adv.net.parameters())
+    with torch.no_grad():
+        adv.net[-1].weight.zero_()
+        adv.net[-1].bias.zero_()
+    assert float(adv.confusion(mu)) == pytest.approx(0.0, abs=1e-6)           # uniform: at chance
+    with torch.no_grad():                                   # confidently genre 9, which none of the clips is
+        adv.net[-1].bias.copy_(torch.zeros(10).index_fill_(0, torch.tensor([9]), 20.0))
+    assert float(adv.confusion(mu)) > 15.0                                    # a penalty for the encoder
+    assert float(-F.cross_entropy(adv(mu), genre)) < -15.0                    # what "reversal" pays it: a reward
+    outs = adversary_outputs(adv, mu)
+    assert set(outs) == {"adv_logits", "adv_confusion"}
+    cfg = type("Cfg", (), {"adv_weight": 0.5})()
+    terms = total_loss({"recon": torch.tensor(1.0), "kl": torch.tensor(2.0)}, outs, genre, 0.1, cfg)
+    assert float(terms["total"]) == pytest.approx(1.2 + 0.5 * float(terms["adv"] + outs["adv_confusion"]), rel=1e-5)
+    assert set(adversary_outputs(LatentGenreAdversary(8, 10, objective="reversal"), mu)) == {"adv_logits"}
+    with pytest.raises(ValueError, match="adversary objective 'mirror'"):
+        LatentGenreAdversary(8, 10, objective="mirror")
+    with pytest.raises(ValueError, match="adversary_objective='mirror'"):
+        MelVAE(mel_config("tiny", AudioConfig.preset("demo"), adversary_objective="mirror"), AudioConfig.preset("demo"))
 
 
 def test_conditional_decoder_depends_on_genre_once_trained_weights_are_nonzero():
