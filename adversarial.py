@@ -30,7 +30,9 @@ def level_gap(decoded: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     item's mean normalised log-mel (both [B, 1, M, T]). The synthetic sets draw a clip's
     loudness from one range for every genre, so a decode told any genre should keep its input's;
     against the critics alone the decoder drifts louder than its input, and the per-pixel terms,
-    which see only reconstructions, do not hold back the transfers (design notes, 2026-12-06)."""
+    which see only reconstructions, do not hold back the transfers (design notes, 2026-12-06).
+    Where loudness belongs to the genre (a real GTZAN's metal is louder than its classical), the
+    term also keeps a transfer from taking the target's level: weigh it down there."""
     level = lambda y: y.float().mean(dim=tuple(range(1, y.dim())))   # noqa: E731
     return (level(decoded) - level(real)).abs().mean()
 
