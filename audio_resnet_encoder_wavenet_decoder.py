@@ -62,8 +62,8 @@ import torchaudio
 
 from model import encoder_view
 from prepare_data import AudioConfig, MelFrontEnd, build_mel_transform, override
-from vae_parts import (ADVERSARY_OBJECTIVES, GaussianBottleneck, GenreEmbedding, LatentGenreAdversary,
-                       adversary_outputs, kl_terms, total_loss, unfold_time, with_observed)
+from vae_parts import (ADVERSARY_OBJECTIVES, GaussianBottleneck, GenreEmbedding, adversary_outputs, kl_terms,
+                       latent_adversary, total_loss, unfold_time, with_observed)
 
 
 # --------------------------------------------------------------------------- config
@@ -852,9 +852,7 @@ class CVAE(nn.Module):
                                              cfg.init_logvar, rows=cfg.latent_rows)
         self.genre_embedding = GenreEmbedding(cfg.n_genres, cfg.genre_embed_dim, cfg.genre_dropout)
         self.decoder = decoder if decoder is not None else Decoder(cfg)
-        self.adversary = (LatentGenreAdversary(cfg.latent_channels, cfg.n_genres,   # experiments' configs: reversal
-                                               objective=getattr(cfg, "adversary_objective", "reversal"))
-                          if cfg.adversary else None)
+        self.adversary = latent_adversary(cfg)
         self.front_end = MelFrontEnd(audio)          # the mel of an output, for the critics (no weights)
 
     def prepare(self, wave: torch.Tensor) -> torch.Tensor:

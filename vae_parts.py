@@ -165,6 +165,16 @@ class LatentGenreAdversary(nn.Module):
         return -F.log_softmax(logits, dim=-1).mean(dim=-1).mean() - math.log(logits.shape[-1])
 
 
+def latent_adversary(cfg) -> LatentGenreAdversary | None:
+    """The adversary a family's config asks for (``adversary``, ``latent_channels``,
+    ``n_genres``, ``adversary_objective``; an experiment's config without the last gets the
+    reversal), or None."""
+    if not cfg.adversary:
+        return None
+    return LatentGenreAdversary(cfg.latent_channels, cfg.n_genres,
+                                objective=getattr(cfg, "adversary_objective", "reversal"))
+
+
 def adversary_outputs(adversary: LatentGenreAdversary | None, mu: torch.Tensor) -> dict:
     """What a family's ``forward`` adds for its adversary on the latent ``mu``: the classifier's
     ``adv_logits`` and, with the "confusion" objective, the encoder's ``adv_confusion``."""
