@@ -351,3 +351,40 @@ def test_clock_timing_keeps_the_clock_and_fades_only_the_hits():
     assert (moved[:, k + s:k + 2 * s] == 0).all()
     model.train()
     assert (model(x, torch.tensor([0, 1]))["z"][:, k + s:k + 2 * s] == 0).all()
+
+
+def test_the_beat_gate_keeps_the_source_hits_on_the_beat_pulse_only():
+    """``hit_gate="beat"``: a transfer keeps each frame of the hits stream as far as the clock's
+    beat pulse is high nearby, so clicks on the beat stay and those between the beats go; at
+    strength 0 every hit stays. ``hits_offset=0`` leaves the stream at 0 where nothing hits."""
+    from model import BEAT_GATE_FRAMES, BEAT_PULSE
+    from vae_parts import unfold_time
+    audio = AudioConfig.preset("demo")
+    cfg = mel_config("tiny", audio, timing="clock", hit_dropout=0.5, hits_offset=0.0, hit_gate="beat")
+    model = MelVAE(cfg, audio)
+    beat = round(0.6 * audio.sample_rate)                            # loud clicks at 100 BPM, soft ones between
+    loud, soft = list(range(2000, audio.segment_samples - 400, beat)), list(range(2000 + beat // 2, audio.segment_samples - 400, beat))
+    wave = torch.zeros(1, audio.segment_samples)
+    for starts, level in ((loud, 0.5), (soft, 0.2)):
+        for s in starts:
+            wave[:, s:s + 300] = torch.randn(300) * level
+    _, mu, _ = model.encode(model.prepare(wave))
+    k = cfg.latent_channels
+    streams = unfold_time(mu[:, k:], cfg.timing_streams)[0]
+    moved = unfold_time(model.transfer_code(mu, 1.0)[:, k:], cfg.timing_streams)[0]
+    hits, pulse = streams[1], streams[BEAT_PULSE]
+    assert hits.min() >= 0 and hits.min() < 0.01 * hits.max()
+    gate = F.max_pool1d(pulse[None], BEAT_GATE_FRAMES, stride=1, padding=BEAT_GATE_FRAMES // 2)[0]
+    assert torch.allclose(moved[1], hits * gate, atol=1e-6)
+    others = [0] + list(range(2, cfg.timing_streams))
+    assert torch.equal(moved[others], streams[others])
+
+    def kept(starts):                                                # the share of each click's peak a transfer keeps
+        frames = [round(s / audio.hop_length) for s in starts]
+        peaks = [f - 3 + int(hits[f - 3:f + 4].argmax()) for f in frames if 3 <= f < hits.shape[0] - 3]
+        return torch.stack([moved[1, f] / hits[f] for f in peaks])
+    assert kept(loud).min() > 0.8 and kept(soft).max() < 0.05
+    assert torch.equal(model.transfer_code(mu, 0.0), mu)
+    for bad in (dict(timing="split", hit_gate="beat"), dict(timing="clock", hit_gate="bar")):
+        with pytest.raises(ValueError, match="hit_gate"):
+            mel_config("tiny", audio, **bad).validate()
