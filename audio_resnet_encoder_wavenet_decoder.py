@@ -62,7 +62,7 @@ import torchaudio
 
 from model import encoder_view
 from prepare_data import AudioConfig, MelFrontEnd, build_mel_transform, override
-from vae_parts import (ADVERSARY_OBJECTIVES, GaussianBottleneck, GenreEmbedding, adversary_outputs, kl_terms,
+from vae_parts import (GaussianBottleneck, GenreEmbedding, adversary_outputs, check_adversary_objective, kl_terms,
                        latent_adversary, total_loss, unfold_time, with_observed)
 
 
@@ -186,9 +186,7 @@ class WaveVAEConfig:
         return n_samples // self.hop_length
 
     def validate(self) -> None:
-        if self.adversary_objective not in ADVERSARY_OBJECTIVES:
-            raise ValueError(f"WaveVAEConfig: adversary_objective={self.adversary_objective!r}; choose from "
-                             f"{ADVERSARY_OBJECTIVES}")
+        check_adversary_objective(self)
         if len(self.channels) != len(self.strides) + 1:
             raise ValueError(f"WaveVAEConfig: channels={self.channels} needs one entry more than "
                              f"strides={self.strides} (the stem, then one per stride)")

@@ -165,6 +165,14 @@ class LatentGenreAdversary(nn.Module):
         return -F.log_softmax(logits, dim=-1).mean(dim=-1).mean() - math.log(logits.shape[-1])
 
 
+def check_adversary_objective(cfg) -> None:
+    """A family config's ``adversary_objective`` must be one of ``ADVERSARY_OBJECTIVES`` (the
+    error names the config's class)."""
+    if cfg.adversary_objective not in ADVERSARY_OBJECTIVES:
+        raise ValueError(f"{type(cfg).__name__}: adversary_objective={cfg.adversary_objective!r}; choose from "
+                         f"{ADVERSARY_OBJECTIVES}")
+
+
 def latent_adversary(cfg) -> LatentGenreAdversary | None:
     """The adversary a family's config asks for (``adversary``, ``latent_channels``,
     ``n_genres``, ``adversary_objective``; an experiment's config without the last gets the
