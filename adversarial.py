@@ -116,7 +116,7 @@ class AdversarialTraining:
         k = max(1, round(self.cfg.swap_fraction * len(genre)))
         z, mu, genre = z[:k], mu[:k], genre[:k]
         target = other_genres(genre, self.n_genres)
-        decoded = core.decode(transfer_code(self.core, z, 1.0), target)
+        decoded = core.decode(transfer_code(self.core, z, 1.0, genre, target), target)
         mel = core.mel_view(decoded)
         clf.eval().requires_grad_(False)           # it judges here; it learns in classifier_step
         logits = clf(mel)
@@ -154,7 +154,7 @@ class AdversarialTraining:
             with torch.no_grad():
                 x = core.prepare(wave)
                 z, mu, logvar = core.encode(x)
-            rec, swapped = core.decode(z, genre), core.decode(transfer_code(self.core, z, 1.0), target)
+            rec, swapped = core.decode(z, genre), core.decode(transfer_code(self.core, z, 1.0, genre, target), target)
             real, mel_rec, mel_swap = core.mel_view(x), core.mel_view(rec), core.mel_view(swapped)
             d_loss = self._discriminator_loss(real, mel_rec, mel_swap, genre, target)
         opt_d = self.optimizers["discriminator"]
@@ -219,5 +219,5 @@ class AdversarialTraining:
         """The share of ``mu`` decoded told a random other genre (drawn from ``generator``) that
         the classifier hears as that genre."""
         target = other_genres(genre, self.n_genres, generator)
-        swapped = self.core.mel_view(self.core.decode(transfer_code(self.core, mu, 1.0), target))
+        swapped = self.core.mel_view(self.core.decode(transfer_code(self.core, mu, 1.0, genre, target), target))
         return (self.critics.classifier.eval()(swapped).argmax(-1) == target).float().mean()

@@ -251,7 +251,7 @@ class GenreTransfer:
         src_idx = torch.full((n,), src, device=z.device, dtype=torch.long)
         tgt_idx = torch.full((n,), tgt, device=z.device, dtype=torch.long)
         if tgt != src:                                                # e.g. the source's hits fade
-            z = transfer_code(self.model, z, strength)
+            z = transfer_code(self.model, z, strength, src_idx, tgt_idx)
         if method == "shift":
             if self.genre_means is None:
                 raise InputError("this checkpoint stores no per-genre latent means; use --method conditional")

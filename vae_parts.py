@@ -249,12 +249,13 @@ def unfold_time(x: torch.Tensor, streams: int = 1) -> torch.Tensor:
     return x.view(b, streams, c // streams, t).transpose(2, 3).reshape(b, streams, t * (c // streams))
 
 
-def transfer_code(model: nn.Module, z: torch.Tensor, strength: float) -> torch.Tensor:
-    """The code ``model`` decodes when told another genre at ``strength``: its own
-    ``transfer_code`` where it has one (the mel VAE fades a stream that belongs to the source's
-    genre, its hits), else ``z``."""
+def transfer_code(model: nn.Module, z: torch.Tensor, strength: float, source: torch.Tensor | None = None,
+                  target: torch.Tensor | None = None) -> torch.Tensor:
+    """The code ``model`` decodes when told another genre at ``strength`` (from the ``source``
+    genres [B] to the ``target`` genres [B]): its own ``transfer_code`` where it has one (the mel
+    VAE fades a stream that belongs to the source's genre, its hits), else ``z``."""
     edit = getattr(model, "transfer_code", None)
-    return z if edit is None else edit(z, strength)
+    return z if edit is None else edit(z, strength, source, target)
 
 
 def with_observed(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, streams: torch.Tensor,

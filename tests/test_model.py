@@ -388,3 +388,70 @@ def test_the_beat_gate_keeps_the_source_hits_on_the_beat_pulse_only():
     for bad in (dict(timing="split", hit_gate="beat"), dict(timing="clock", hit_gate="bar")):
         with pytest.raises(ValueError, match="hit_gate"):
             mel_config("tiny", audio, **bad).validate()
+
+
+def test_the_all_gate_keeps_every_source_hit_in_a_transfer_and_drops_them_in_training():
+    """``hit_gate="all"``: a transfer at any strength keeps the whole code (the source's hits
+    included: the decoder plays them in the target genre's sounds), while a training decode
+    chosen by ``hit_dropout`` loses the whole hits stream, off-beat and on-beat hits alike."""
+    audio = AudioConfig.preset("demo")
+    cfg = mel_config("tiny", audio, timing="clock", hit_dropout=1.0, hits_offset=0.0, hit_gate="all")
+    model = MelVAE(cfg, audio)
+    wave = torch.zeros(2, audio.segment_samples)
+    for s in range(2000, audio.segment_samples - 400, 11025):
+        wave[:, s:s + 300] = torch.randn(300) * 0.5
+    x = model.prepare(wave)
+    _, mu, _ = model.encode(x)
+    k, s = cfg.latent_channels, cfg.time_stride
+    hits = mu[:, k + s:k + 2 * s]
+    assert hits.max() > 0.5                                          # the clicks are in the stream
+    for strength in (0.5, 1.0, 1.5):
+        assert torch.equal(model.transfer_code(mu, strength), mu)
+    model.train()
+    z = model(x, torch.tensor([0, 1]))["z"]
+    assert (z[:, k + s:k + 2 * s] == 0).all()
+    assert torch.equal(z[:, k + 2 * s:], mu[:, k + 2 * s:])         # the clocks stay
+
+
+def test_the_pattern_gate_keeps_the_hits_the_target_genre_plays_at_that_phase_of_the_beat():
+    """``hit_gate="pattern"``: training decodes count each genre's hits by the phase of the beat
+    clock; a transfer keeps a source hit as far as the target genre hits there as hard. Genre 0
+    clicks on the beats and between them, genre 1 on the beats only: 0 -> 1 loses the clicks
+    between the beats and keeps those on them, 1 -> 0 keeps every click, and the counts travel
+    in the state dict."""
+    from model import PATTERN_BINS
+    from vae_parts import transfer_code, unfold_time
+    audio = AudioConfig.preset("demo")
+    cfg = mel_config("tiny", audio, timing="clock", hit_dropout=0.5, hits_offset=0.0, hit_gate="pattern")
+    model = MelVAE(cfg, audio)
+    beat = round(0.6 * audio.sample_rate)                            # 100 BPM
+    on, off = list(range(2000, audio.segment_samples - 400, beat)), list(range(2000 + beat // 2, audio.segment_samples - 400, beat))
+    wave = torch.zeros(2, audio.segment_samples)
+    for row, clicks in ((0, ((on, 0.5), (off, 0.3))), (1, ((on, 0.5),))):
+        for starts, level in clicks:
+            for s in starts:
+                wave[row, s:s + 300] = torch.randn(300) * level
+    x, genre = model.prepare(wave), torch.tensor([0, 1])
+    model.train()
+    for _ in range(3):
+        model(x, genre)
+    pattern = model.hit_pattern()
+    assert pattern.shape == (cfg.n_genres, PATTERN_BINS) and pattern[2:].abs().sum() == 0
+    assert pattern[0].sum() > pattern[1].sum() > 0
+    assert set(model.state_dict()) >= {"pattern_sum", "pattern_count"}
+    model.eval()
+    _, mu, _ = model.encode(x)
+    k = cfg.latent_channels
+    streams = unfold_time(mu[:, k:], cfg.timing_streams)
+    moved = unfold_time(transfer_code(model, mu, 1.0, genre, genre.flip(0))[:, k:], cfg.timing_streams)
+    others = [0] + list(range(2, cfg.timing_streams))
+    assert torch.equal(moved[:, others], streams[:, others])
+
+    def kept(row, starts):                                           # the share of each click's peak a transfer keeps
+        hits, frames = streams[row, 1], [round(s / audio.hop_length) for s in starts]
+        peaks = [f - 3 + int(hits[f - 3:f + 4].argmax()) for f in frames if 3 <= f < hits.shape[0] - 3]
+        return torch.stack([moved[row, 1, f] / hits[f] for f in peaks])
+    assert kept(0, on).min() > 0.8 and kept(0, off).max() < 0.2 and kept(1, on).min() > 0.8
+    assert torch.equal(transfer_code(model, mu, 0.0, genre, genre.flip(0)), mu)
+    with pytest.raises(ValueError, match="source and target"):
+        model.transfer_code(mu, 1.0)
