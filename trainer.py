@@ -134,9 +134,9 @@ class TrainConfig:
 # beta 0.005, adversary weight 0.02, the frequency-gradient and onset terms and the demo's adversarial
 # phase (8 VAE epochs of the synthetic set, 296 steps, then 6 adversarial ones): see docs/design_notes.md.
 TRAIN_PRESETS = {
-    "full": dict(beta_max=0.005, adv_weight=0.02, freq_grad_weight=1.0, onset_weight=0.3, gan_level_weight=10.0),
+    "full": dict(beta_max=0.005, adv_weight=0.02, freq_grad_weight=1.0, onset_weight=1.0, gan_level_weight=10.0),
     "demo": dict(epochs=14, batch_size=16, lr=1e-3, warmup_steps=50, beta_max=0.005,
-                 beta_warmup_steps=260, free_bits=0.02, adv_weight=0.02, freq_grad_weight=1.0, onset_weight=0.3,
+                 beta_warmup_steps=260, free_bits=0.02, adv_weight=0.02, freq_grad_weight=1.0, onset_weight=1.0,
                  gan_start=296, gan_lr=2e-4, gan_lr_d=2e-4, gan_cycle_weight=3.0, gan_swap_weight=3.0,
                  gan_level_weight=10.0, gan_channels=(16, 32, 64, 64), gan_norm="none", snapshots=3, average=True),
     "tiny": dict(epochs=2, batch_size=4, lr=1e-3, warmup_steps=1, beta_warmup_steps=4, beta_max=0.1,

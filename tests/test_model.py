@@ -22,8 +22,9 @@ def test_shapes_follow_the_config(preset, frames, skip, freq):
     assert out["recon"].shape == x.shape
     rows = audio.n_mels // cfg.freq_stride if freq else 1
     assert cfg.latent_channels == cfg.latent_dim * rows
-    # the code: the latent, then (demo and full presets) the onset stream folded, one channel per frame
-    assert cfg.timing_channels == (0 if preset == "tiny" else cfg.time_stride)
+    # the code: the latent, then (demo and full presets) the clock timing's seven streams (notes,
+    # hits, two clock phases, three pulse trains) folded, one channel per stream and frame
+    assert cfg.timing_channels == (0 if preset == "tiny" else 7 * cfg.time_stride)
     assert out["mu"].shape == (3, cfg.latent_dim * rows + cfg.timing_channels, frames // cfg.time_stride)
     assert torch.isfinite(out["recon"]).all()
     assert out["adv_logits"].shape == (3, 10)
