@@ -82,6 +82,7 @@ class TrainConfig:
     freq_grad_weight: float = 0.0       # mel loss: L1 of the gradient over frequency (contrast)
     onset_weight: float = 0.0           # mel loss: L1 of the onset envelope (model.onset_stream: the
     #                                     band-averaged rise per frame, what librosa's onset detector reads)
+    chroma_weight: float = 0.0          # waveform loss: L1 of the pitch-class profiles (wave.PitchClasses)
     lazy_threshold: float = 0.25        # warn when active units / latent units falls below
     seed: int = 0
     num_workers: int = 0

@@ -344,3 +344,33 @@ def test_the_timing_stream_rides_in_the_code_at_the_control_rate():
     with torch.no_grad():
         moved = torch.cat([mu[:, :k], torch.roll(mu[:, k:], 3, dims=-1)], 1)
         assert (model.decode(mu, torch.tensor([0])) - model.decode(moved, torch.tensor([0]))).abs().max() > 1e-4
+
+
+def test_the_pitch_class_term_hears_a_wrong_note_and_not_the_level_or_the_octave():
+    sr, hop = 22050, 256
+    pc = wave.PitchClasses(sr, hop)
+    t = torch.arange(sr) / sr
+
+    def note(hz):                                   # a plucked note with its second harmonic
+        return ((torch.sin(2 * math.pi * hz * t) + 0.5 * torch.sin(4 * math.pi * hz * t)) * torch.exp(-2 * t))[None]
+
+    a = note(220.0)
+    profile, power = pc(a)
+    assert profile.shape == (1, 12, sr // hop + 1) and torch.allclose(profile.sum(1), torch.ones(1, profile.shape[-1]))
+    assert profile[0, 9, 10:-10].mean() > 0.6                                  # A is pitch class 9
+    assert (profile[0, :, 10:-10].argmax(0) == 9).all()
+    assert float(pc.loss(a, a)) == 0.0
+    assert float(pc.loss(0.1 * a, a)) < 1e-3                                   # the level does not count
+    assert float(pc.loss(note(440.0), a)) < 0.5                                # nor much the octave
+    assert float(pc.loss(note(220.0 * 2 ** (1 / 12)), a)) > 1.2               # a semitone does (2 at most)
+
+    audio = trainer.configs("wave", "demo")[0]
+    cfg = override(trainer.TrainConfig(), **{**wave.TRAIN_PRESETS["demo"], "chroma_weight": 0.5})
+    loss_fn = wave.WaveformLoss(cfg, audio)
+    wrong = note(220.0 * 2 ** (1 / 12))
+    stft = loss_fn.spectral_terms(wrong, a)
+    out = {"recon": wrong, "target": a, "mu": torch.zeros(1, 2, 3), "logvar": torch.zeros(1, 2, 3)}
+    terms = loss_fn(out, torch.tensor([0]), beta=0.0)
+    assert torch.allclose(terms["chroma"], pc.loss(wrong, a))
+    assert torch.allclose(terms["recon"], sum(w * stft[k] for k, w in loss_fn.WEIGHTS.items()) + 0.5 * terms["chroma"])
+    assert "chroma" not in wave.WaveformLoss(override(cfg, chroma_weight=0.0), audio)(out, torch.tensor([0]), beta=0.0)
