@@ -59,12 +59,13 @@ def round_trip(records, cache: AudioCache, cfg: AudioConfig, out_dir: Path) -> l
     return rows
 
 
-# Conditional strengths the demo tries on the validation split: 1 is what the adversarial phase
-# trains for; a little beyond it (the genre embedding extrapolated past the target's) can make
-# the genre clearer at little cost in content. Each costs one more decoding pass, so the demo
-# tries two and decodes the test split at the chosen one only (evaluation.evaluate_model's
-# default sweeps more strengths); the listening page has the latent shift at 1.
-DEMO_STRENGTHS = {"conditional": (1.0, 1.25)}
+# Conditional strengths the demo tries on the validation split, per family: 1 is what training
+# decodes with; beyond it (the genre embedding extrapolated past the target's) can make the
+# genre clearer at little cost in content. The waveform VAE, whose pitch rows keep more of the
+# source's colour, needs more of it. Each costs one more decoding pass, so the demo decodes the
+# test split at the chosen one only (evaluation.evaluate_model's default sweeps more
+# strengths); the listening page has the latent shift at 1.
+DEMO_STRENGTHS = {"mel": (1.0, 1.25), "wave": (1.0, 1.5, 2.0)}
 SELECT_SECONDS = 4.0     # the first seconds of each validation clip scored when choosing a checkpoint
 
 
@@ -102,7 +103,7 @@ def listening_examples(tr, picks, out_dir: Path, data: Path, strength: float = 1
 
 def choose_checkpoint(best: Path, valid, judge, reference, cache) -> tuple[Path, GenreTransfer, float, list[dict]]:
     """best.pt or average.pt (the kept epochs' weights averaged, ``train.average``; without it,
-    each epoch the run kept, ``train.snapshots``), and one of DEMO_STRENGTHS, whichever the
+    each epoch the run kept, ``train.snapshots``), and one of the family's DEMO_STRENGTHS, whichever the
     judge hears best on the validation split (:func:`evaluation.select_checkpoint`): its path,
     its GenreTransfer, the strength and the comparison."""
     average = best.parent / trainer.AVERAGE
@@ -114,7 +115,7 @@ def choose_checkpoint(best: Path, valid, judge, reference, cache) -> tuple[Path,
         if key not in epochs:                                   # best.pt is a copy of an epoch
             paths[path.name], transfers[path.name] = path, tr
             epochs.add(key)
-    strengths = DEMO_STRENGTHS["conditional"]
+    strengths = DEMO_STRENGTHS[transfers[best.name].model.family]
     chosen, strength, rows = best.name, strengths[0], []
     if valid:
         chosen, strength, rows = ev.select_checkpoint(transfers, valid, judge, reference, SELECT_SECONDS, cache,

@@ -21,7 +21,7 @@ def test_quick_demo_writes_metrics_wavs_and_the_listening_page(tmp_path):
         assert all(0.0 <= r["success"] <= 1.0 and r["content_retrieval"] is not None for r in rows)
         # best.pt and average.pt (mel: train.average) or the kept epochs (wave) at the first
         # strength, then the winner at every strength
-        selection, strengths = saved["model"]["selection"], demo.DEMO_STRENGTHS["conditional"]
+        selection, strengths = saved["model"]["selection"], demo.DEMO_STRENGTHS[family]
         candidates = [r for r in selection if r["strength"] == strengths[0]]
         names = [r["checkpoint"] for r in candidates]
         assert len(set(names)) == len(names) >= 2 and names[0] == "best.pt"
