@@ -105,6 +105,8 @@ class WaveVAEConfig:
     #                                              along each pitch row, the decoder maps rows to pitches
     encoder_view: str = "mel"                    # pitch_latent: what the encoder reads (model.ENCODER_VIEWS)
     row_channels: int = 32                       # pitch_latent: width of the decoder's pitch-local layers
+    note_film: bool = False                      # pitch_latent: the genre scales and shifts the note decoder's
+    #                                              features, so a transfer can re-voice the source's harmonics
     loudness_row: bool = False                   # pitch_latent: one more latent row, read from each frame's
     #                                              mean log magnitude (dynamics and onsets, not timbre)
     cond_channels: int = 0                       # oscillators: the stack's condition width (0: channels[-1])
@@ -221,6 +223,9 @@ class WaveVAEConfig:
         if self.front_stride < 1 or (self.front_stride > 1 and self.front != "pitch"):
             raise ValueError(f"WaveVAEConfig: front_stride={self.front_stride} must be >= 1 (> 1 only with "
                              f"front='pitch')")
+        if self.note_film and not (self.pitch_latent and self.conditional):
+            raise ValueError("WaveVAEConfig: note_film conditions the pitch rows' decoder on the genre "
+                             "(pitch_latent=True, conditional=True)")
         if self.pitch_latent and self.synth != "oscillators":
             raise ValueError("WaveVAEConfig: pitch_latent decodes rows to oscillator pitches (synth='oscillators')")
         if self.latent_dim < 2 or self.latent_dim % 2:
@@ -237,11 +242,11 @@ WAVE_PRESETS = {
     # 2 CPU cores: 22.05 kHz (the judge hears 16-kHz audio as the right genre about half as often).
     # The log-pitch front-end every 256 samples; its rows run through the strided blocks one by
     # one and pool to a latent of 2 channels x 96 semitone rows x 21.5 frames/s; the decoder maps
-    # the rows back to pitches and the stack (at the 344 frames/s of the oscillators) shapes them
-    # and makes the noise; decodes about 30x faster than real time.
+    # the rows back to pitches (told the genre: note_film) and the stack (at the 344 frames/s of
+    # the oscillators) shapes them and makes the noise; decodes about 30x faster than real time.
     "demo": dict(channels=(16, 32), strides=(4,), front_stride=4, latent_dim=2, genre_embed_dim=32,
                  cond_channels=128, residual_channels=64, skip_channels=64, wavenet_layers=10,
-                 dilation_cycle=10, noise=False, front="pitch", synth="oscillators", pitch_latent=True),
+                 dilation_cycle=10, noise=False, front="pitch", synth="oscillators", pitch_latent=True, note_film=True),
     # tests: seconds.
     "tiny": dict(channels=(4, 8, 16, 16), strides=(2, 4, 8), dilations=(1, 3), latent_dim=8,
                  genre_embed_dim=8, residual_channels=8, skip_channels=8, wavenet_layers=4,
@@ -800,13 +805,25 @@ class Decoder(nn.Module):
             self.notes = nn.Sequential(nn.Conv2d(cfg.latent_dim, c, 3, padding=1), nn.GELU(),
                                        nn.Conv2d(c, c, 3, padding=1), nn.GELU(),
                                        nn.Conv2d(c, cfg.osc_per_semitone, 3, padding=1))
+        # note_film: without it the rows' harmonics (the source's colour) reach the oscillators
+        # whatever the genre. Zero at initialisation: every genre starts with the same notes.
+        self.note_film = None
+        if cfg.pitch_latent and cfg.note_film:
+            self.note_film = nn.Linear(cfg.genre_embed_dim, 2 * cfg.row_channels)
+            nn.init.zeros_(self.note_film.weight)
+            nn.init.zeros_(self.note_film.bias)
 
-    def note_logits(self, z: torch.Tensor, frames: int) -> torch.Tensor:
-        """Latent rows [B, D x rows, T'] -> a logit per pitch [B, K, frames] (control rate)."""
+    def note_logits(self, z: torch.Tensor, frames: int, genre_embedding: torch.Tensor | None = None) -> torch.Tensor:
+        """Latent rows [B, D x rows, T'] -> a logit per pitch [B, K, frames] (control rate); with
+        ``note_film`` the genre embedding [B, E] scales and shifts the first layer's features."""
         b, _, t = z.shape
         rows = self.cfg.note_rows
         z = z.view(b, self.cfg.latent_dim, self.cfg.latent_rows, t)[:, :, :rows]
-        y = self.notes(z)                                                   # (B, per semitone, rows, T')
+        h = self.notes[0](z)                                                # (B, row_channels, rows, T')
+        if self.note_film is not None:
+            scale, shift = self.note_film(genre_embedding)[:, :, None, None].chunk(2, dim=1)
+            h = h * (1.0 + scale) + shift
+        y = self.notes[1:](h)                                               # (B, per semitone, rows, T')
         y = y.transpose(1, 2).reshape(b, -1, t)[:, :self.synth.n_oscillators]
         return F.interpolate(y, size=frames, mode="linear", align_corners=False)
 
@@ -862,7 +879,7 @@ class Decoder(nn.Module):
         y = self.wavenet(self.condition(z) if cond is None else cond, genre_embedding)
         if self.notes is not None:
             k = self.synth.n_oscillators
-            y = torch.cat([y[:, :k] + self.note_logits(z, y.shape[-1]), y[:, k:]], dim=1)
+            y = torch.cat([y[:, :k] + self.note_logits(z, y.shape[-1], genre_embedding), y[:, k:]], dim=1)
         if self.synth is not None:
             # exp-sigmoid, as DDSP: positive, smooth, and up to 2 without exploding gradients.
             gains = 2.0 * torch.sigmoid(y) ** math.log(10.0) + 1e-7

@@ -374,3 +374,25 @@ def test_the_pitch_class_term_hears_a_wrong_note_and_not_the_level_or_the_octave
     assert torch.allclose(terms["chroma"], pc.loss(wrong, a))
     assert torch.allclose(terms["recon"], sum(w * stft[k] for k, w in loss_fn.WEIGHTS.items()) + 0.5 * terms["chroma"])
     assert "chroma" not in wave.WaveformLoss(override(cfg, chroma_weight=0.0), audio)(out, torch.tensor([0]), beta=0.0)
+
+
+def test_with_note_film_the_genre_reaches_the_notes_the_rows_decode():
+    """The pitch rows' decoder alone (no stack): without ``note_film`` its logits are the same
+    for every genre; with it they start the same (zero at initialisation) and, once its weights
+    move, differ by genre while the same genre gives the same logits."""
+    torch.manual_seed(0)
+    plain, _ = _pitch_rows()
+    filmed, _ = _pitch_rows(note_film=True)
+    assert "decoder.note_film.weight" in filmed.state_dict() and "decoder.note_film.weight" not in plain.state_dict()
+    with pytest.raises(ValueError, match="note_film"):
+        _pitch_rows(note_film=True, conditional=False)
+    z = torch.randn(2, plain.cfg.latent_channels, 6)
+    emb = lambda model, g: model.genre_embedding(torch.tensor([g, g]))         # noqa: E731
+    logits = lambda model, g: model.decoder.note_logits(z, 24, emb(model, g))  # noqa: E731
+    with torch.no_grad():
+        assert torch.equal(logits(plain, 0), logits(plain, 5))
+        assert torch.equal(logits(filmed, 0), logits(filmed, 5))
+        torch.nn.init.normal_(filmed.decoder.note_film.weight, std=0.5)
+        a, b = logits(filmed, 0), logits(filmed, 5)
+    assert a.shape == (2, filmed.decoder.synth.n_oscillators, 24)
+    assert (a - b).abs().mean() > 0.05 * a.abs().mean() and torch.equal(a, logits(filmed, 0))
