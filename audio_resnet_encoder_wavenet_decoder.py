@@ -246,7 +246,8 @@ WAVE_PRESETS = {
     # the oscillators) shapes them and makes the noise; decodes about 30x faster than real time.
     "demo": dict(channels=(16, 32), strides=(4,), front_stride=4, latent_dim=2, genre_embed_dim=32,
                  cond_channels=128, residual_channels=64, skip_channels=64, wavenet_layers=10,
-                 dilation_cycle=10, noise=False, front="pitch", synth="oscillators", pitch_latent=True, note_film=True),
+                 dilation_cycle=10, noise=False, front="pitch", synth="oscillators", pitch_latent=True,
+                 note_film=True),
     # tests: seconds.
     "tiny": dict(channels=(4, 8, 16, 16), strides=(2, 4, 8), dilations=(1, 3), latent_dim=8,
                  genre_embed_dim=8, residual_channels=8, skip_channels=8, wavenet_layers=4,
@@ -542,13 +543,14 @@ CHROMA_TOP_MIDI = 108      # PitchClasses fold the grid's pitches below C8, as a
 
 class PitchClasses(nn.Module):
     """Audio [B, T] -> the share of each of the 12 pitch classes in each frame's power,
-    [B, 12, T / hop], and that power [B, T / hop]: the :class:`PitchFrontEnd`'s pitches
-    below ``CHROMA_TOP_MIDI`` folded onto their nearest semitone's class.
+    [B, 12, frames], and that power [B, frames] (centred frames every ``hop`` samples): the
+    :class:`PitchFrontEnd`'s pitches below ``CHROMA_TOP_MIDI`` folded onto their nearest
+    semitone's class.
 
     The STFT losses cannot hear a wrong bass or tenor note: below about 300 Hz a semitone is
     narrower than their widest bin (21.5 Hz at n_fft 1024, 22.05 kHz). This profile reads
-    2048-point frames on the pitch grid, and the chroma that content retrieval compares is
-    what it measures."""
+    2048-point frames on the pitch grid, a chroma like the one content retrieval compares
+    (which reads a constant-Q transform, finer still in the bass)."""
 
     def __init__(self, sample_rate: int, hop: int, n_fft: int = 2048, low_midi: float = 28.0, per_semitone: int = 2):
         super().__init__()
