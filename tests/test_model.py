@@ -196,16 +196,16 @@ def test_the_confusion_adversary_rewards_chance_and_not_a_confidently_wrong_clas
     with torch.no_grad():
         adv.net[-1].weight.zero_()
         adv.net[-1].bias.zero_()
-    assert float(adv.confusion(mu)) == pytest.approx(0.0, abs=1e-6)           # uniform: at chance
+    assert float(adv.confusion(mu).detach()) == pytest.approx(0.0, abs=1e-6)  # uniform: at chance
     with torch.no_grad():                                   # confidently genre 9, which none of the clips is
         adv.net[-1].bias.copy_(torch.zeros(10).index_fill_(0, torch.tensor([9]), 20.0))
-    assert float(adv.confusion(mu)) > 15.0                                    # a penalty for the encoder
-    assert float(-F.cross_entropy(adv(mu), genre)) < -15.0                    # what "reversal" pays it: a reward
+    assert float(adv.confusion(mu).detach()) > 15.0                           # a penalty for the encoder
+    assert float(-F.cross_entropy(adv(mu), genre).detach()) < -15.0           # what "reversal" pays it: a reward
     outs = adversary_outputs(adv, mu)
     assert set(outs) == {"adv_logits", "adv_confusion"}
     cfg = type("Cfg", (), {"adv_weight": 0.5})()
     terms = total_loss({"recon": torch.tensor(1.0), "kl": torch.tensor(2.0)}, outs, genre, 0.1, cfg)
-    assert float(terms["total"]) == pytest.approx(1.2 + 0.5 * float(terms["adv"] + outs["adv_confusion"]), rel=1e-5)
+    assert float(terms["total"].detach()) == pytest.approx(1.2 + 0.5 * float((terms["adv"] + outs["adv_confusion"]).detach()), rel=1e-5)
     assert set(adversary_outputs(LatentGenreAdversary(8, 10, objective="reversal"), mu)) == {"adv_logits"}
     with pytest.raises(ValueError, match="adversary objective 'mirror'"):
         LatentGenreAdversary(8, 10, objective="mirror")
