@@ -530,12 +530,15 @@ class PitchFrontEnd(nn.Module):
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         self.n_pitches = len(hz)
 
+    def magnitudes(self, x: torch.Tensor) -> torch.Tensor:
+        """Audio [B, T] -> the pitch grid's linear magnitudes [B, K, T / hop + 1] (centred frames)."""
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            spec = torch.stft(x.float(), self.n_fft, self.hop, window=self.window, return_complex=True).abs()
+            return torch.einsum("fk,bfn->bkn", self.pitch_bank, spec)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         frames = x.shape[-1] // self.hop
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            spec = torch.stft(x[:, 0].float(), self.n_fft, self.hop, window=self.window, return_complex=True).abs()
-            pitch = torch.einsum("fk,bfn->bkn", self.pitch_bank, spec[..., :frames])
-            return torch.log(pitch + 1e-4)                                  # (B, K, frames)
+        return torch.log(self.magnitudes(x[:, 0])[..., :frames] + 1e-4)     # (B, K, frames)
 
 
 CHROMA_TOP_MIDI = 108      # PitchClasses fold the grid's pitches below C8, as a 7-octave chroma does
@@ -562,11 +565,8 @@ class PitchClasses(nn.Module):
         self.register_buffer("fold", torch.from_numpy(fold), persistent=False)                    # (K, 12)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f = self.front
         with torch.autocast(device_type=x.device.type, enabled=False):
-            spec = torch.stft(x.float(), f.n_fft, f.hop, window=f.window, return_complex=True).abs()
-            power = torch.einsum("fk,bfn->bkn", f.pitch_bank, spec).pow(2)
-            classes = torch.einsum("bkn,kc->bcn", power, self.fold)                         # (B, 12, N)
+            classes = torch.einsum("bkn,kc->bcn", self.front.magnitudes(x).pow(2), self.fold)   # (B, 12, N)
             total = classes.sum(1)
             return classes / (total[:, None] + 1e-8), total
 
